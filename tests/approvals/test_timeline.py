@@ -1,0 +1,115 @@
+import pytest
+from django.contrib.auth.models import User
+from django.db import DatabaseError, connection, transaction
+
+from approvals.models import TimelineEvent
+from approvals.timeline import GENESIS_HASH, EventSource, timeline_append, timeline_verify
+from tests.tamper import raw_sql
+
+
+def test_events_chain_per_request_from_the_genesis_hash(cast):
+    access_request = cast.open_request()
+    second = timeline_append(access_request=access_request, code="test.second", actor=cast.alice)
+
+    first = TimelineEvent.objects.get(request=access_request, sequence=1)
+    assert first.prev_hash == GENESIS_HASH
+    assert second.prev_hash == first.hash
+    assert second.chain == f"request:{access_request.pk}"
+    assert timeline_verify().ok
+
+
+def test_secrets_are_scrubbed_from_event_detail(cast):
+    event = timeline_append(
+        access_request=None,
+        code="test.secrets",
+        detail={
+            "otp": "123456",
+            "nested": {"SecretAccessKey": "abc", "session_token": "t"},
+            "ticket": "INC-1",
+        },
+        source=EventSource(ip="198.51.100.7", user_agent="curl/8"),
+    )
+
+    assert event.detail == {
+        "otp": "[scrubbed]",
+        "nested": {"SecretAccessKey": "[scrubbed]", "session_token": "[scrubbed]"},
+        "ticket": "INC-1",
+    }
+    assert (event.source_ip, event.user_agent) == ("198.51.100.7", "curl/8")
+
+
+def test_the_orm_refuses_to_update_or_delete_events(cast):
+    event = timeline_append(access_request=None, code="test.event")
+
+    with pytest.raises(TypeError, match="append-only"):
+        event.save()
+    with pytest.raises(TypeError, match="append-only"):
+        event.delete()
+    with pytest.raises(TypeError, match="append-only"):
+        TimelineEvent.objects.filter(pk=event.pk).update(code="test.other")
+    with pytest.raises(TypeError, match="append-only"):
+        TimelineEvent.objects.all().delete()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
+def test_postgresql_refuses_raw_updates_and_deletes(cast):
+    event = timeline_append(access_request=None, code="test.event")
+
+    for sql in (
+        "UPDATE approvals_timelineevent SET code = 'forged' WHERE id = %s",
+        "DELETE FROM approvals_timelineevent WHERE id = %s",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, [event.pk])
+    assert TimelineEvent.objects.get(pk=event.pk).code == "test.event"
+
+
+def test_deleting_a_user_keeps_their_events_verifiable(cast):
+    user = User.objects.create_user("temp")
+    event = timeline_append(access_request=None, code="test.by_temp", actor=user)
+
+    user.delete()
+
+    event = TimelineEvent.objects.get(pk=event.pk)
+    assert (event.actor_id, event.actor_name) == (None, "temp")
+    assert timeline_verify().ok
+
+
+def test_an_edited_event_breaks_verification_at_that_event(cast):
+    access_request = cast.open_request()
+    edited = timeline_append(access_request=access_request, code="approvals.request.approved")
+    timeline_append(access_request=access_request, code="test.after")
+
+    raw_sql("UPDATE approvals_timelineevent SET actor_name = 'mallory' WHERE id = %s", [edited.pk])
+
+    result = timeline_verify()
+    assert not result.ok
+    assert result.broken_event_id == edited.pk
+    assert "edited" in result.reason
+
+
+def test_a_removed_event_breaks_verification(cast):
+    access_request = cast.open_request()
+    removed = timeline_append(access_request=access_request, code="approvals.signature.refused")
+    after = timeline_append(access_request=access_request, code="test.after")
+
+    raw_sql("DELETE FROM approvals_timelineevent WHERE id = %s", [removed.pk])
+
+    result = timeline_verify()
+    assert result.broken_event_id == after.pk
+    assert "missing" in result.reason
+
+
+def test_a_truncated_chain_breaks_verification(cast):
+    access_request = cast.open_request()
+    last = timeline_append(access_request=access_request, code="test.last")
+
+    raw_sql("DELETE FROM approvals_timelineevent WHERE id = %s", [last.pk])
+
+    result = timeline_verify()
+    assert not result.ok
+    assert "events removed" in result.reason

@@ -1,0 +1,54 @@
+"""Test settings: real PostgreSQL and Redis when reachable (always, when CI requires them).
+
+BREAKGLASS_REQUIRE_SERVICES=true (set by .ci/run) turns a missing service into a hard failure
+instead of the laptop fallback to SQLite and the filesystem broker.
+"""
+
+import os
+import socket
+import tempfile
+from urllib.parse import urlparse
+
+from portal.env import env_bool
+
+
+class MissingTestService(RuntimeError):
+    pass
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+REQUIRE_SERVICES = env_bool("BREAKGLASS_REQUIRE_SERVICES", False)
+_database_url = os.environ.get(
+    "BREAKGLASS_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"
+)
+_broker_url = os.environ.get("BREAKGLASS_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
+_var_dir = os.environ.get("BREAKGLASS_TEST_VAR_DIR") or tempfile.mkdtemp(prefix="breakglass-test-")
+os.environ["BREAKGLASS_TEST_VAR_DIR"] = _var_dir  # worker processes started by tests share it
+os.environ["BREAKGLASS_VAR_DIR"] = _var_dir
+
+for name, url, port in (("PostgreSQL", _database_url, 5432), ("Redis", _broker_url, 6379)):
+    if not _reachable(url, port) and REQUIRE_SERVICES:
+        raise MissingTestService(f"{name} is required for this run but {url} is unreachable")
+
+if _reachable(_database_url, 5432):
+    os.environ["DATABASE_URL"] = _database_url
+else:
+    os.environ["DATABASE_URL"] = f"sqlite:///{_var_dir}/test.sqlite3"
+if _reachable(_broker_url, 6379):
+    os.environ["CELERY_BROKER_URL"] = _broker_url
+else:
+    os.environ.pop("CELERY_BROKER_URL", None)
+os.environ.setdefault("BREAKGLASS_CELERY_QUEUE", f"breakglass-test-{os.getpid()}")
+
+from portal.settings import *  # noqa: E402, F403
+
+# Hashing passwords slowly protects real users, not test fixtures.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
