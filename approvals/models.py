@@ -424,3 +424,29 @@ def event_hash(
         ensure_ascii=False,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class IssuedCredential(models.Model):
+    """The STS credentials of an active grant, sealed; wiped when the grant is revoked."""
+
+    request = models.OneToOneField(
+        AccessRequest, on_delete=models.PROTECT, related_name="credential"
+    )
+    sealed = models.TextField(help_text="Fernet token of the credentials JSON; empty once wiped.")
+    access_key_id = models.CharField(max_length=128, help_text="Not secret; names the session.")
+    expiration = models.DateTimeField()
+    issued_at = models.DateTimeField()
+    wiped_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"credentials for {self.request_id}"
+
+
+class Heartbeat(models.Model):
+    """When each background component was last seen alive (for /healthz and alarms)."""
+
+    component = models.CharField(max_length=32, primary_key=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.component} @ {self.seen_at:%H:%M:%S}"

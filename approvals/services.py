@@ -2,8 +2,12 @@
 
 import binascii
 import hashlib
+import itertools
+import json
+import logging
 import re
 import secrets
+import time
 from base64 import b32decode
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,11 +17,18 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_otp import verify_token
 
 from approvals import selectors
-from approvals.errors import NotAllowed, NotFound, RequestInvalid, SignatureRefused
+from approvals.errors import (
+    NotAllowed,
+    NotFound,
+    RequestInvalid,
+    SignatureRefused,
+    StaleTransition,
+)
 from approvals.models import (
     JUSTIFICATION_MAX_LENGTH,
     REASON_MAX_LENGTH,
@@ -27,13 +38,22 @@ from approvals.models import (
     AccessRequest,
     Approval,
     Decision,
+    Heartbeat,
+    IssuedCredential,
     PersonalToken,
     SealedTOTPDevice,
     Status,
 )
-from approvals.sealing import seal
+from approvals.notifications import notify_revocation_overdue
+from approvals.sealing import seal, unseal
 from approvals.timeline import SYSTEM_SOURCE, EventSource, timeline_append
 from approvals.transitions import request_transition
+from awsaccess import runtime
+from awsaccess.engine import GrantExpiredError
+from awsaccess.errors import AwsError, PermanentAwsError, TransientAwsError
+from awsaccess.types import AwsTarget, Grant, IssuedCredentials
+
+logger = logging.getLogger(__name__)
 
 OTP_CODE_PATTERN = re.compile(r"^\d{6,8}$")
 
@@ -348,12 +368,12 @@ def _locked_request(access_request_id) -> AccessRequest:
         raise NotFound(f"no request {access_request_id}") from None
 
 
-def _enqueue_after_commit(task_name: str, access_request_id) -> None:
+def _enqueue_after_commit(task_name: str, access_request_id, *, eta=None) -> None:
     """Send the task only once the transaction that justifies it has committed (ids only)."""
     from portal.celery import app
 
     request_id = str(access_request_id)
-    transaction.on_commit(lambda: app.send_task(task_name, args=[request_id]))
+    transaction.on_commit(lambda: app.send_task(task_name, args=[request_id], eta=eta))
 
 
 def _decode_totp_secret(secret: str) -> bytes:
@@ -456,3 +476,414 @@ def personal_token_create(*, user, name: str = "") -> str:
         detail={"prefix": token[:12], "name": name},
     )
     return token
+
+
+# --- Activation and revocation: the worker's side --------------------------------------------
+
+_SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
+
+
+def _aws_target(profile: AccessProfile) -> AwsTarget:
+    return AwsTarget(
+        account_id=profile.account_id,
+        region=profile.region,
+        role_arn=profile.role_arn,
+        principal_arn=profile.principal_arn,
+        max_session_seconds=profile.role_max_session_seconds,
+    )
+
+
+def _aws_grant(access_request: AccessRequest) -> Grant:
+    session_name = _SESSION_NAME_UNSAFE.sub("-", f"{access_request.ticket}-{access_request.pk}")
+    return Grant(
+        request_id=access_request.source_identity,
+        session_name=session_name[:64],
+        tags={
+            "breakglass-request": str(access_request.pk),
+            "ticket": access_request.ticket,
+            "requester": access_request.requester_name,
+        },
+        expires_at=access_request.expires_at,
+    )
+
+
+def _valid_approval_count(access_request: AccessRequest) -> int:
+    """Approvals that still hold: signed this exact content, by a current, distinct approver."""
+    digest = access_request.content_digest()
+    return sum(
+        1
+        for approval in access_request.approvals.filter(decision=Decision.APPROVE).select_related(
+            "approver"
+        )
+        if approval.content_digest == digest
+        and approval.approver is not None
+        and approval.approver_id != access_request.requester_id
+        and selectors.user_is_approver_for(user=approval.approver, profile=access_request.profile)
+    )
+
+
+def request_activate(*, access_request_id) -> None:
+    """APPROVED → ACTIVATING → ACTIVE: attach the grant, issue credentials, schedule revocation.
+
+    Idempotent: anything but an APPROVED request is left alone, so a duplicate delivery is a
+    no-op. `expires_at` is committed before any AWS call, so the sweeper always knows the deadline.
+    """
+    with transaction.atomic():
+        access_request = _locked_request(access_request_id)
+        if access_request.status != Status.APPROVED:
+            return
+        valid = _valid_approval_count(access_request)
+        expires_at = timezone.now() + timedelta(minutes=access_request.duration_minutes)
+        request_transition(
+            access_request=access_request,
+            to_status=Status.ACTIVATING,
+            code="approvals.activation.started",
+            detail={"expires_at": expires_at.isoformat(), "valid_approvals": valid},
+            fields={"expires_at": expires_at},
+        )
+    required = access_request.profile.required_approvals
+    if valid < required:
+        activation_fail(
+            access_request=access_request,
+            reason=f"only {valid} of the {required} required approvals are still valid",
+        )
+        return
+    _activation_complete(access_request)
+
+
+def _activation_complete(access_request: AccessRequest) -> None:
+    engine = runtime.access_engine()
+    target, grant = _aws_target(access_request.profile), _aws_grant(access_request)
+    give_up_at = time.monotonic() + settings.ACTIVATION_RETRY_SECONDS
+    attached = False
+    for attempt in itertools.count(1):
+        try:
+            engine.grant_attach(target, grant)
+            if not attached:
+                attached = True
+                timeline_append(
+                    access_request=access_request,
+                    code="approvals.activation.grant_attached",
+                    detail={"principal": target.principal_arn, "role": target.role_arn},
+                )
+            keys = runtime.principal_keys(access_request.profile.principal_arn)
+            credentials = engine.credentials_issue(target, grant, keys)
+            break
+        except TransientAwsError as exc:
+            backoff = min(0.5 * 2**attempt, 8.0)
+            if time.monotonic() + backoff > give_up_at:
+                activation_fail(access_request=access_request, reason=f"AWS unavailable: {exc}")
+                return
+            time.sleep(backoff)
+        except (PermanentAwsError, runtime.MissingAwsKeys, GrantExpiredError) as exc:
+            activation_fail(access_request=access_request, reason=str(exc))
+            return
+
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            locked = _locked_request(access_request.pk)
+            IssuedCredential.objects.create(
+                request=locked,
+                sealed=seal(
+                    json.dumps(
+                        {
+                            "access_key_id": credentials.access_key_id,
+                            "secret_access_key": credentials.secret_access_key,
+                            "session_token": credentials.session_token,
+                        }
+                    ).encode()
+                ),
+                access_key_id=credentials.access_key_id,
+                expiration=credentials.expiration,
+                issued_at=now,
+            )
+            request_transition(
+                access_request=locked,
+                to_status=Status.ACTIVE,
+                code="approvals.request.active",
+                detail={
+                    "access_key_id": credentials.access_key_id,
+                    "session_expiration": credentials.expiration.isoformat(),
+                    "expires_at": locked.expires_at.isoformat(),
+                    "time_to_access_ms": round((now - locked.approved_at).total_seconds() * 1000),
+                },
+                fields={"activated_at": now},
+            )
+            _enqueue_after_commit("approvals.revoke_request", locked.pk, eta=locked.expires_at)
+    except StaleTransition:
+        # The sweeper gave this activation up for dead and failed it meanwhile: what we just
+        # attached and issued must not outlive that decision.
+        _aws_revoke(access_request)
+
+
+def activation_fail(*, access_request: AccessRequest, reason: str) -> None:
+    """Take back whatever an activation did in AWS, then ACTIVATING → FAILED.
+
+    If AWS cannot be reached the request stays ACTIVATING and the sweeper retries the clean-up:
+    FAILED promises that nothing is left attached.
+    """
+    try:
+        _aws_revoke(access_request)
+    except AwsError as exc:
+        timeline_append(
+            access_request=access_request,
+            code="approvals.activation.cleanup_failed",
+            outcome="failure",
+            detail={"reason": reason, "error": str(exc)},
+        )
+        return
+    with transaction.atomic():
+        locked = _locked_request(access_request.pk)
+        if locked.status != Status.ACTIVATING:
+            return
+        request_transition(
+            access_request=locked,
+            to_status=Status.FAILED,
+            code="approvals.request.failed",
+            outcome="failure",
+            detail={"reason": reason},
+            fields={"failure_reason": reason},
+        )
+
+
+def _aws_revoke(access_request: AccessRequest) -> None:
+    """Detach the grant and deny the request's sessions (idempotent)."""
+    engine = runtime.access_engine()
+    with transaction.atomic():
+        # The role's revocation policy is read-modified-written: one revocation per profile at
+        # a time, or two workers could each drop the other's deny statement.
+        AccessProfile.objects.select_for_update().get(pk=access_request.profile_id)
+        engine.grant_revoke(_aws_target(access_request.profile), _aws_grant(access_request))
+
+
+def request_revoke(
+    *, access_request_id, actor, otp_code: str, reason: str, source: EventSource = SYSTEM_SOURCE
+) -> AccessRequest:
+    """Early revocation by the requester or an approver of the profile, signed with TOTP."""
+    reason = (reason or "").strip()
+    if not reason or len(reason) > REASON_MAX_LENGTH:
+        message = (
+            "reason is required"
+            if not reason
+            else f"reason must be at most {REASON_MAX_LENGTH} characters"
+        )
+        raise RequestInvalid("An early revocation needs a reason.", fields={"reason": [message]})
+    refusal: _Refusal | None = None
+    with transaction.atomic():
+        access_request = _locked_request(access_request_id)
+        if actor.pk != access_request.requester_id and not selectors.user_is_approver_for(
+            user=actor, profile=access_request.profile
+        ):
+            raise NotAllowed("only the requester or an approver of the profile can revoke")
+        if access_request.status != Status.ACTIVE:
+            raise NotAllowed(
+                f"only an active grant can be revoked; this one is {access_request.status}"
+            )
+        refusal = otp_check(user=actor, otp_code=otp_code)
+        if refusal is not None:
+            timeline_append(
+                access_request=access_request,
+                code="approvals.revocation.refused",
+                actor=actor,
+                outcome="refused",
+                detail={"refusal": refusal.code, "message": refusal.message},
+                source=source,
+            )
+        else:
+            request_transition(
+                access_request=access_request,
+                to_status=Status.REVOKING,
+                code="approvals.revocation.requested",
+                actor=actor,
+                detail={"reason": reason},
+                source=source,
+                fields={"revoke_requested_at": timezone.now()},
+            )
+            _enqueue_after_commit("approvals.revoke_request", access_request.pk)
+    if refusal is not None:
+        raise SignatureRefused(refusal.message, code=refusal.code)
+    return access_request
+
+
+def request_revocation_drive(*, access_request_id, skip_locked: bool = False) -> bool:
+    """Finish a revocation that is due: at the deadline, or after an early revoke. Idempotent.
+
+    Returns True when this call confirmed the revocation. AWS errors propagate (the caller
+    retries; the sweeper always will).
+    """
+    with transaction.atomic():
+        access_request = (
+            AccessRequest.objects.select_for_update(skip_locked=skip_locked)
+            .select_related("profile")
+            .filter(pk=access_request_id)
+            .first()
+        )
+        if access_request is None:
+            return False
+        if access_request.status == Status.ACTIVE:
+            if access_request.expires_at > timezone.now():
+                return False
+            request_transition(
+                access_request=access_request,
+                to_status=Status.REVOKING,
+                code="approvals.revocation.deadline",
+                detail={"expires_at": access_request.expires_at.isoformat()},
+            )
+        elif access_request.status != Status.REVOKING:
+            return False
+    _aws_revoke(access_request)
+    with transaction.atomic():
+        locked = _locked_request(access_request.pk)
+        if locked.status != Status.REVOKING:
+            return False
+        now = timezone.now()
+        wiped = IssuedCredential.objects.filter(request=locked, wiped_at__isnull=True).update(
+            sealed="", wiped_at=now
+        )
+        request_transition(
+            access_request=locked,
+            to_status=Status.REVOKED,
+            code="approvals.request.revoked",
+            detail={
+                "credentials_wiped": bool(wiped),
+                "time_to_revoke_ms": max(
+                    0,
+                    round(
+                        (now - (locked.revoke_requested_at or locked.expires_at)).total_seconds()
+                        * 1000
+                    ),
+                ),
+            },
+            fields={"revoked_at": now},
+        )
+    return True
+
+
+def credentials_reveal(
+    *, access_request_id, user, otp_code: str, source: EventSource = SYSTEM_SOURCE
+) -> IssuedCredentials:
+    """The requester's credentials, after a fresh TOTP code; every view is on the timeline."""
+    refusal: _Refusal | None = None
+    with transaction.atomic():
+        access_request = _locked_request(access_request_id)
+        if user.pk != access_request.requester_id:
+            raise NotAllowed("only the requester can see the credentials")
+        if access_request.status != Status.ACTIVE:
+            raise NotAllowed(
+                f"credentials exist only while access is active; it is {access_request.status}"
+            )
+        refusal = otp_check(user=user, otp_code=otp_code)
+        if refusal is None:
+            stored = IssuedCredential.objects.get(request=access_request, wiped_at__isnull=True)
+            timeline_append(
+                access_request=access_request,
+                code="approvals.credentials.viewed",
+                actor=user,
+                detail={"access_key_id": stored.access_key_id},
+                source=source,
+            )
+        else:
+            timeline_append(
+                access_request=access_request,
+                code="approvals.credentials.refused",
+                actor=user,
+                outcome="refused",
+                detail={"refusal": refusal.code, "message": refusal.message},
+                source=source,
+            )
+    if refusal is not None:
+        raise SignatureRefused(refusal.message, code=refusal.code)
+    values = json.loads(unseal(stored.sealed))
+    return IssuedCredentials(
+        access_key_id=values["access_key_id"],
+        secret_access_key=values["secret_access_key"],
+        session_token=values["session_token"],
+        expiration=stored.expiration,
+        region=access_request.profile.region,
+        endpoint_url=settings.AWS_ENDPOINT_URL,
+    )
+
+
+def heartbeat(*, component: str) -> None:
+    Heartbeat.objects.update_or_create(component=component, defaults={"seen_at": timezone.now()})
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    timed_out: int = 0
+    revoked: int = 0
+    redriven: int = 0
+    failed_orphans: int = 0
+    overdue_alarms: int = 0
+    errors: int = 0
+
+
+def grants_sweep(*, limit: int = 500) -> SweepReport:
+    """The backstop (DESIGN.md §5): whatever the fast path missed, this finishes.
+
+    Runs every few seconds from celery beat. Safe if two ever run at once: rows are taken with
+    skip_locked and every step is a conditional transition.
+    """
+    heartbeat(component="sweeper")
+    now = timezone.now()
+    timed_out = requests_time_out(now=now, limit=limit)
+    revoked = redriven = failed_orphans = errors = 0
+
+    due = AccessRequest.objects.filter(
+        Q(status=Status.ACTIVE, expires_at__lte=now)
+        | Q(status=Status.REVOKING, status_changed_at__lte=now - timedelta(seconds=5))
+    ).order_by("expires_at")
+    for request_id in due.values_list("pk", flat=True)[:limit]:
+        try:
+            revoked += request_revocation_drive(access_request_id=request_id, skip_locked=True)
+        except AwsError as exc:
+            errors += 1
+            logger.warning("revocation of %s not confirmed yet: %s", request_id, exc)
+
+    stuck_approved = AccessRequest.objects.filter(
+        status=Status.APPROVED, status_changed_at__lte=now - timedelta(seconds=10)
+    )
+    for request_id in stuck_approved.values_list("pk", flat=True)[:limit]:
+        request_activate(access_request_id=request_id)
+        redriven += 1
+
+    orphaned = AccessRequest.objects.filter(
+        status=Status.ACTIVATING,
+        status_changed_at__lte=now - timedelta(seconds=settings.ACTIVATION_ORPHAN_SECONDS),
+    ).select_related("profile")
+    for access_request in orphaned[:limit]:
+        activation_fail(
+            access_request=access_request,
+            reason="activation was interrupted (worker lost); nothing left attached",
+        )
+        failed_orphans += 1
+
+    return SweepReport(
+        timed_out=timed_out,
+        revoked=revoked,
+        redriven=redriven,
+        failed_orphans=failed_orphans,
+        overdue_alarms=_overdue_alarms_raise(now=now),
+        errors=errors,
+    )
+
+
+def _overdue_alarms_raise(*, now) -> int:
+    """One alarm per grant whose revocation is late by more than the configured bound."""
+    overdue = AccessRequest.objects.filter(
+        status__in=[Status.ACTIVE, Status.REVOKING],
+        expires_at__lte=now - timedelta(seconds=settings.REVOCATION_OVERDUE_SECONDS),
+    ).exclude(events__code="approvals.revocation.overdue")
+    raised = 0
+    for access_request in overdue.select_related("profile"):
+        overdue_seconds = round((now - access_request.expires_at).total_seconds())
+        timeline_append(
+            access_request=access_request,
+            code="approvals.revocation.overdue",
+            outcome="alarm",
+            detail={"overdue_seconds": overdue_seconds, "status": access_request.status},
+        )
+        notify_revocation_overdue(access_request=access_request, overdue_seconds=overdue_seconds)
+        raised += 1
+    return raised

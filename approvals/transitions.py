@@ -48,6 +48,7 @@ def request_transition(
     to_status: Status,
     code: str,
     actor=None,
+    outcome: str = "success",
     detail: dict | None = None,
     source: EventSource = SYSTEM_SOURCE,
     fields: dict | None = None,
@@ -75,6 +76,7 @@ def request_transition(
             access_request=access_request,
             code=code,
             actor=actor,
+            outcome=outcome,
             detail={"from": from_status.value, "to": to_status.value, **(detail or {})},
             source=source,
         )

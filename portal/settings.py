@@ -134,8 +134,8 @@ if CELERY_BROKER_URL == "filesystem://":
     }
 else:
     # Redis redelivers an unacknowledged message after this long; it must exceed the longest
-    # ETA we schedule (a revocation at the grant's deadline) or the message would be duplicated.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 43200}
+    # ETA we schedule (a revocation at a 12 h grant's deadline) or it would be duplicated.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 13 * 3600}
 CELERY_TASK_DEFAULT_QUEUE = env_str("BREAKGLASS_CELERY_QUEUE", "breakglass")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -146,6 +146,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+
 # --- Break-glass workflow -------------------------------------------------------------------
 APPROVAL_TIMEOUT_MINUTES = env_int("BREAKGLASS_APPROVAL_TIMEOUT_MINUTES", 30, minimum=1)
 APPROVERS_GROUP = env_str("BREAKGLASS_APPROVERS_GROUP", "approvers")
@@ -154,6 +155,30 @@ AUDITORS_GROUP = env_str("BREAKGLASS_AUDITORS_GROUP", "auditors")
 # django-otp: each failed code doubles the wait before the next attempt (1 s, 2 s, 4 s, ...).
 OTP_TOTP_THROTTLE_FACTOR = env_int("BREAKGLASS_OTP_THROTTLE_FACTOR", 1, minimum=1)
 OTP_TOTP_ISSUER = env_str("BREAKGLASS_OTP_ISSUER", "Break-glass portal")
+
+# Break-glass timing: activation retries transient AWS errors for this long, then fails; a
+# revocation later than the deadline by more than the overdue bound raises an alarm.
+ACTIVATION_RETRY_SECONDS = env_int("BREAKGLASS_ACTIVATION_RETRY_SECONDS", 60, minimum=1)
+ACTIVATION_ORPHAN_SECONDS = env_int("BREAKGLASS_ACTIVATION_ORPHAN_SECONDS", 120, minimum=5)
+SWEEP_INTERVAL_SECONDS = env_int("BREAKGLASS_SWEEP_INTERVAL_SECONDS", 10, minimum=1)
+REVOCATION_OVERDUE_SECONDS = env_int("BREAKGLASS_REVOCATION_OVERDUE_SECONDS", 60, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {"task": "approvals.sweep", "schedule": float(SWEEP_INTERVAL_SECONDS)},
+}
+
+# --- AWS ------------------------------------------------------------------------------------
+# Unset endpoint = real AWS through the standard boto3 credential chain; `make run` points it at
+# the local sandbox. Key files are JSON: {"access_key_id": ..., "secret_access_key": ...};
+# the principal file maps principal ARN -> such keys.
+AWS_ENDPOINT_URL = env_str("BREAKGLASS_AWS_ENDPOINT_URL")
+AWS_BROKER_CREDENTIALS_FILE = env_str("BREAKGLASS_AWS_BROKER_CREDENTIALS_FILE")
+AWS_PROVISIONER_CREDENTIALS_FILE = env_str("BREAKGLASS_AWS_PROVISIONER_CREDENTIALS_FILE")
+AWS_PRINCIPAL_CREDENTIALS_FILE = env_str("BREAKGLASS_AWS_PRINCIPAL_CREDENTIALS_FILE")
+AWS_PROPAGATION_TIMEOUT_SECONDS = env_int(
+    "BREAKGLASS_AWS_PROPAGATION_TIMEOUT_SECONDS", 15, minimum=0
+)
+AWS_CONNECT_TIMEOUT_SECONDS = env_int("BREAKGLASS_AWS_CONNECT_TIMEOUT_SECONDS", 3, minimum=1)
+AWS_READ_TIMEOUT_SECONDS = env_int("BREAKGLASS_AWS_READ_TIMEOUT_SECONDS", 10, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -11,6 +11,8 @@ from django_otp.oath import TOTP
 from approvals.models import AccessProfile, SealedTOTPDevice
 from approvals.services import request_open, totp_device_set
 
+pytest_plugins = ["tests.sandbox_plugin"]
+
 ACCOUNT_ID = "123456789012"
 
 
@@ -20,6 +22,21 @@ def totp_code(user: User, *, steps_ahead: int = 0) -> str:
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, 0)
     totp.time = time.time() + steps_ahead * device.step
     return f"{totp.token():0{device.digits}d}"
+
+
+def fresh_code(user: User) -> str:
+    """A code the device has not consumed yet: the oldest time step still inside the tolerance
+    window that is newer than its last used one (waits for the next step when all are used)."""
+    device = SealedTOTPDevice.objects.get(user=user)
+    for _ in range(3):
+        now_step = int((time.time() - device.t0) // device.step)
+        step = max(device.last_t + 1, now_step - device.tolerance)
+        if step <= now_step + device.tolerance:
+            totp = TOTP(device.bin_key, device.step, device.t0, device.digits, 0)
+            totp.time = device.t0 + step * device.step
+            return f"{totp.token():0{device.digits}d}"
+        time.sleep(device.step - (time.time() - device.t0) % device.step + 0.05)
+    raise RuntimeError(f"no fresh TOTP code for {user} after waiting")
 
 
 @dataclass

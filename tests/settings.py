@@ -34,21 +34,28 @@ _var_dir = os.environ.get("BREAKGLASS_TEST_VAR_DIR") or tempfile.mkdtemp(prefix=
 os.environ["BREAKGLASS_TEST_VAR_DIR"] = _var_dir  # worker processes started by tests share it
 os.environ["BREAKGLASS_VAR_DIR"] = _var_dir
 
-for name, url, port in (("PostgreSQL", _database_url, 5432), ("Redis", _broker_url, 6379)):
-    if not _reachable(url, port) and REQUIRE_SERVICES:
-        raise MissingTestService(f"{name} is required for this run but {url} is unreachable")
+# Worker and beat processes that tests start are given the exact database and broker (see
+# tests/processes.py), so they skip the probing.
+if not env_bool("BREAKGLASS_TEST_CHILD", False):
+    for name, url, port in (("PostgreSQL", _database_url, 5432), ("Redis", _broker_url, 6379)):
+        if not _reachable(url, port) and REQUIRE_SERVICES:
+            raise MissingTestService(f"{name} is required for this run but {url} is unreachable")
 
-if _reachable(_database_url, 5432):
-    os.environ["DATABASE_URL"] = _database_url
-else:
-    os.environ["DATABASE_URL"] = f"sqlite:///{_var_dir}/test.sqlite3"
-if _reachable(_broker_url, 6379):
-    os.environ["CELERY_BROKER_URL"] = _broker_url
-else:
-    os.environ.pop("CELERY_BROKER_URL", None)
-os.environ.setdefault("BREAKGLASS_CELERY_QUEUE", f"breakglass-test-{os.getpid()}")
+    if _reachable(_database_url, 5432):
+        os.environ["DATABASE_URL"] = _database_url
+    else:
+        os.environ["DATABASE_URL"] = f"sqlite:///{_var_dir}/test.sqlite3"
+    if _reachable(_broker_url, 6379):
+        os.environ["CELERY_BROKER_URL"] = _broker_url
+    else:
+        os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ.setdefault("BREAKGLASS_CELERY_QUEUE", f"breakglass-test-{os.getpid()}")
 
 from portal.settings import *  # noqa: E402, F403
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not memory, so worker processes started by tests see the same test database.
+    DATABASES["default"]["TEST"] = {"NAME": f"{_var_dir}/test-db.sqlite3"}  # noqa: F405
 
 # Hashing passwords slowly protects real users, not test fixtures.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

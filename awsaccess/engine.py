@@ -1,0 +1,285 @@
+"""Grant, issue, revoke: the runtime AWS calls, made with the broker's (least) privileges.
+
+Every method is idempotent and safe to re-drive after a crash at any point.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from datetime import UTC, datetime
+
+from botocore.client import BaseClient
+from botocore.exceptions import BotoCoreError, ClientError
+
+from awsaccess import policies
+from awsaccess.clients import ClientFactory
+from awsaccess.errors import PermanentAwsError, aws_call, error_code, translate
+from awsaccess.types import AwsConnection, AwsTarget, Grant, IssuedCredentials, PrincipalKeys
+
+logger = logging.getLogger(__name__)
+
+IAM_REGION = "us-east-1"  # IAM is global; any region signs for it
+_PRINCIPAL_ARN = re.compile(
+    r"^arn:[\w-]+:iam::\d{12}:(?P<kind>user|role)/(?:[^/]+/)*(?P<name>[^/]+)$"
+)
+
+
+class GrantExpiredError(Exception):
+    """The grant's expiry has passed; AWS would refuse to issue anyway."""
+
+
+def principal_kind_and_name(principal_arn: str) -> tuple[str, str]:
+    match = _PRINCIPAL_ARN.match(principal_arn)
+    if match is None:
+        raise ValueError("principal must be an IAM user or role ARN")
+    return match["kind"], match["name"]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AccessEngine:
+    def __init__(self, connection: AwsConnection, *, propagation_timeout: float = 15.0) -> None:
+        self._connection = connection
+        self._clients = ClientFactory(connection)
+        self._propagation_timeout = propagation_timeout
+
+    # -- grant ---------------------------------------------------------------------------------
+
+    def grant_attach(self, target: AwsTarget, grant: Grant) -> None:
+        """Put the per-request grant policy on the principal (a put of the same document is a no-op
+        for AWS, so this is idempotent)."""
+        policies.check_source_identity(grant.request_id)
+        kind, name = principal_kind_and_name(target.principal_arn)
+        document = policies.to_json(policies.grant_policy(target, grant))
+        iam = self._iam()
+        if kind == "user":
+            with aws_call("iam:PutUserPolicy"):
+                iam.put_user_policy(
+                    UserName=name,
+                    PolicyName=policies.grant_policy_name(grant),
+                    PolicyDocument=document,
+                )
+        else:
+            with aws_call("iam:PutRolePolicy"):
+                iam.put_role_policy(
+                    RoleName=name,
+                    PolicyName=policies.grant_policy_name(grant),
+                    PolicyDocument=document,
+                )
+        logger.info("grant attached request=%s role=%s", grant.request_id, target.role_arn)
+
+    def grant_is_attached(self, target: AwsTarget, grant: Grant) -> bool:
+        kind, name = principal_kind_and_name(target.principal_arn)
+        iam = self._iam()
+        operation = "iam:GetUserPolicy" if kind == "user" else "iam:GetRolePolicy"
+        try:
+            if kind == "user":
+                iam.get_user_policy(UserName=name, PolicyName=policies.grant_policy_name(grant))
+            else:
+                iam.get_role_policy(RoleName=name, PolicyName=policies.grant_policy_name(grant))
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                return False
+            raise translate(operation, error) from None
+        except BotoCoreError as error:
+            raise translate(operation, error) from None
+        return True
+
+    # -- issue ---------------------------------------------------------------------------------
+
+    def credentials_issue(
+        self,
+        target: AwsTarget,
+        grant: Grant,
+        keys: PrincipalKeys,
+        *,
+        now: datetime | None = None,
+    ) -> IssuedCredentials:
+        """AssumeRole as the principal. Retries AccessDenied for `propagation_timeout` seconds,
+        because a freshly attached grant takes a few seconds to reach every IAM endpoint."""
+        now = now or _utcnow()
+        remaining = int((grant.expires_at - now).total_seconds())
+        if remaining <= 0:
+            raise GrantExpiredError(f"grant for request {grant.request_id} has expired")
+        params: dict = {
+            "RoleArn": target.role_arn,
+            "RoleSessionName": grant.session_name,
+            "SourceIdentity": grant.request_id,
+            "Tags": [{"Key": key, "Value": value} for key, value in grant.tags.items()],
+            "DurationSeconds": max(
+                policies.MIN_SESSION_SECONDS, min(remaining, target.max_session_seconds)
+            ),
+        }
+        if remaining < policies.MIN_SESSION_SECONDS:
+            # AWS issues 15 minutes at least; the session policy ends it at the grant's expiry.
+            params["Policy"] = policies.to_json(policies.session_policy(grant))
+        sts = self._clients.client(
+            "sts",
+            target.region,
+            access_key_id=keys.access_key_id,
+            secret_access_key=keys.secret_access_key,
+        )
+        response = self._assume_role_until_propagated(sts, params)
+        credentials = response["Credentials"]
+        logger.info(
+            "credentials issued request=%s role=%s expiration=%s",
+            grant.request_id,
+            target.role_arn,
+            credentials["Expiration"].isoformat(),
+        )
+        return IssuedCredentials(
+            access_key_id=credentials["AccessKeyId"],
+            secret_access_key=credentials["SecretAccessKey"],
+            session_token=credentials["SessionToken"],
+            expiration=credentials["Expiration"].astimezone(UTC),
+            region=target.region,
+            endpoint_url=self._connection.endpoint_url,
+        )
+
+    def _assume_role_until_propagated(self, sts: BaseClient, params: dict) -> dict:
+        deadline = time.monotonic() + self._propagation_timeout
+        delay = 0.2
+        while True:
+            try:
+                return sts.assume_role(**params)
+            except ClientError as error:
+                if error_code(error) != "AccessDenied" or time.monotonic() + delay > deadline:
+                    raise translate("sts:AssumeRole", error) from None
+                logger.debug("sts:AssumeRole denied, waiting %.1fs for IAM propagation", delay)
+            except BotoCoreError as error:
+                raise translate("sts:AssumeRole", error) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    # -- revoke --------------------------------------------------------------------------------
+
+    def grant_revoke(self, target: AwsTarget, grant: Grant, *, now: datetime | None = None) -> None:
+        """Deny the request's sessions on the role, then delete the grant.
+
+        The deny goes first: it kills live sessions, and since the grant only allows sessions
+        carrying this request's SourceIdentity, it also kills any session issued before the
+        delete lands. Each step treats "already done" as done.
+        """
+        policies.check_source_identity(grant.request_id)
+        now = now or _utcnow()
+        self._deny_sessions(target, grant, now)
+        self._grant_detach(target, grant)
+        logger.info("grant revoked request=%s role=%s", grant.request_id, target.role_arn)
+
+    def _deny_sessions(self, target: AwsTarget, grant: Grant, now: datetime) -> None:
+        existing = self._revocation_policy_names(target)
+        if any(policies.revocation_request_id(name) == grant.request_id for name in existing):
+            return
+        name = policies.revocation_policy_name(
+            grant.request_id, policies.revocation_not_after(target, grant, now)
+        )
+        document = policies.to_json(policies.revocation_policy(grant.request_id))
+        try:
+            self._put_role_policy(target, name, document)
+        except PermanentAwsError as error:
+            if error.code != "LimitExceeded":
+                raise
+            self._make_room(target, grant, now)
+            try:
+                self._put_role_policy(target, name, document)
+            except PermanentAwsError as retry_error:
+                if retry_error.code != "LimitExceeded":
+                    raise
+                # The revoke-older-sessions deny already covers every session issued so far.
+                logger.warning(
+                    "revocation for request=%s folded into older-sessions deny", grant.request_id
+                )
+
+    def _make_room(self, target: AwsTarget, grant: Grant, now: datetime) -> None:
+        """The role's inline policies are full: prune, and if that is not enough, replace all
+        per-request denies with one deny of every session issued before now.
+
+        No revoked session may regain access on the way, so the wide deny first overwrites one
+        existing deny in place (PutRolePolicy of an existing name is atomic), and only then are
+        the others deleted."""
+        if self.revocations_prune(target, now=now):
+            return
+        covered = self._revocation_policy_names(target)
+        if not covered:
+            raise PermanentAwsError(
+                "iam:PutRolePolicy", "LimitExceeded", "role inline policies leave no room"
+            )
+        logger.warning(
+            "role %s revocation policies full: revoking all older sessions", target.role_arn
+        )
+        not_after = policies.revocation_not_after(target, grant, now)
+        for name in covered:
+            parsed = policies.parse_revocation_policy_name(name)
+            if parsed is not None:
+                not_after = max(not_after, parsed[1])
+        issued_before = now + policies.REVOCATION_MARGIN
+        wide = policies.to_json(policies.revoke_older_sessions_policy(issued_before))
+        first, rest = covered[0], covered[1:]
+        self._put_role_policy(target, first, wide)
+        for name in rest:
+            self._delete_role_policy(target, name)
+        self._put_role_policy(
+            target, policies.revoke_older_sessions_policy_name(issued_before, not_after), wide
+        )
+        self._delete_role_policy(target, first)
+
+    def _grant_detach(self, target: AwsTarget, grant: Grant) -> None:
+        kind, name = principal_kind_and_name(target.principal_arn)
+        iam = self._iam()
+        operation = "iam:DeleteUserPolicy" if kind == "user" else "iam:DeleteRolePolicy"
+        try:
+            if kind == "user":
+                iam.delete_user_policy(UserName=name, PolicyName=policies.grant_policy_name(grant))
+            else:
+                iam.delete_role_policy(RoleName=name, PolicyName=policies.grant_policy_name(grant))
+        except ClientError as error:
+            if error_code(error) != "NoSuchEntity":
+                raise translate(operation, error) from None
+        except BotoCoreError as error:
+            raise translate(operation, error) from None
+
+    def revocations_prune(self, target: AwsTarget, *, now: datetime | None = None) -> int:
+        """Delete revocation denies whose sessions have all expired; returns how many."""
+        now = now or _utcnow()
+        pruned = 0
+        for name in self._revocation_policy_names(target):
+            parsed = policies.parse_revocation_policy_name(name)
+            if parsed is not None and parsed[1] < now:
+                self._delete_role_policy(target, name)
+                pruned += 1
+        if pruned:
+            logger.info("pruned %d revocation policies on role=%s", pruned, target.role_arn)
+        return pruned
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _iam(self) -> BaseClient:
+        return self._clients.client("iam", IAM_REGION)
+
+    def _revocation_policy_names(self, target: AwsTarget) -> list[str]:
+        names: list[str] = []
+        with aws_call("iam:ListRolePolicies"):
+            for page in (
+                self._iam().get_paginator("list_role_policies").paginate(RoleName=target.role_name)
+            ):
+                names.extend(page["PolicyNames"])
+        return [name for name in names if name.startswith(policies.REVOCATION_POLICY_PREFIX)]
+
+    def _put_role_policy(self, target: AwsTarget, name: str, document: str) -> None:
+        with aws_call("iam:PutRolePolicy"):
+            self._iam().put_role_policy(
+                RoleName=target.role_name, PolicyName=name, PolicyDocument=document
+            )
+
+    def _delete_role_policy(self, target: AwsTarget, name: str) -> None:
+        try:
+            self._iam().delete_role_policy(RoleName=target.role_name, PolicyName=name)
+        except ClientError as error:
+            if error_code(error) != "NoSuchEntity":
+                raise translate("iam:DeleteRolePolicy", error) from None
+        except BotoCoreError as error:
+            raise translate("iam:DeleteRolePolicy", error) from None

@@ -1,0 +1,231 @@
+"""Policy documents, built by pure functions so tests can pin their exact JSON.
+
+Times in conditions are ISO 8601 UTC with a `Z` suffix, to the second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+from awsaccess.types import AwsTarget, Grant
+
+VERSION = "2012-10-17"
+ASSUME_ACTIONS = ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
+
+GRANT_POLICY_PREFIX = "breakglass-grant-"
+REVOCATION_POLICY_PREFIX = "breakglass-revoked-"
+WATCH_NAME_PREFIX = "breakglass-watch-"
+WATCH_TARGET_ID = "breakglass-watch-queue"
+
+# AWS's aggregate size limits for inline policies (characters, whitespace excluded).
+ROLE_INLINE_POLICY_LIMIT = 10_240
+USER_INLINE_POLICY_LIMIT = 2_048
+
+# A short grant gets a session policy, because AWS will not issue a session under 15 minutes.
+MIN_SESSION_SECONDS = 900
+# Slack for IAM propagation and clock skew when deciding a revoked session can no longer live.
+REVOCATION_MARGIN = timedelta(minutes=5)
+
+_SOURCE_IDENTITY = re.compile(r"^[\w+=,.@-]{2,64}$")
+_REVOCATION_NAME = re.compile(
+    r"^breakglass-revoked-(?:before-(?P<before>\d{8}T\d{6}Z)|(?P<request_id>[\w+=,.@-]+))"
+    r"-until-(?P<until>\d{8}T\d{6}Z)$"
+)
+_NAME_TIME = "%Y%m%dT%H%M%SZ"
+
+
+def iso_utc(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: pass an aware UTC datetime")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_json(document: dict) -> str:
+    """Compact JSON: AWS counts every non-whitespace character against the size limits."""
+    return json.dumps(document, separators=(",", ":"))
+
+
+def check_source_identity(request_id: str) -> None:
+    if not _SOURCE_IDENTITY.match(request_id):
+        raise ValueError("request id is not a valid SourceIdentity ([\\w+=,.@-]{2,64})")
+
+
+def account_of(arn: str) -> str:
+    return arn.split(":")[4]
+
+
+def trust_policy(target: AwsTarget) -> dict:
+    """Trust the principal's account *with* a PrincipalArn condition rather than the principal ARN
+    itself: within one account, a trust policy naming a user ARN would let that user assume the
+    role without any identity policy, making the grant policy (and its expiry) meaningless."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "BreakGlassPrincipalOnly",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account_of(target.principal_arn)}:root"},
+                "Action": list(ASSUME_ACTIONS),
+                "Condition": {
+                    "ArnEquals": {"aws:PrincipalArn": target.principal_arn},
+                    "StringEquals": {"aws:RequestedRegion": target.region},
+                    "Null": {"sts:SourceIdentity": "false"},
+                },
+            }
+        ],
+    }
+
+
+def grant_policy_name(grant: Grant) -> str:
+    return f"{GRANT_POLICY_PREFIX}{grant.request_id}"
+
+
+def grant_policy(target: AwsTarget, grant: Grant) -> dict:
+    """Allow assuming the role until expiry, and only with this request's SourceIdentity, so every
+    session the grant can produce is one the per-request deny can kill."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "BreakGlassGrant",
+                "Effect": "Allow",
+                "Action": list(ASSUME_ACTIONS),
+                "Resource": target.role_arn,
+                "Condition": {
+                    "DateLessThan": {"aws:CurrentTime": iso_utc(grant.expires_at)},
+                    "StringEquals": {"sts:SourceIdentity": grant.request_id},
+                },
+            }
+        ],
+    }
+
+
+def session_policy(grant: Grant) -> dict:
+    """For grants under 15 minutes: the session may do what the role allows, until expiry."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {"Sid": "BreakGlassWithinGrant", "Effect": "Allow", "Action": "*", "Resource": "*"},
+            {
+                "Sid": "BreakGlassDenyAfterExpiry",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"DateGreaterThan": {"aws:CurrentTime": iso_utc(grant.expires_at)}},
+            },
+        ],
+    }
+
+
+def revocation_not_after(target: AwsTarget, grant: Grant, now: datetime) -> datetime:
+    """The last moment a session of this grant could still be valid: sessions are issued before
+    min(now, expiry) and live at most the role's max session duration (at least AWS's 900 s)."""
+    issued_by = min(now, grant.expires_at)
+    longest = max(target.max_session_seconds, MIN_SESSION_SECONDS)
+    return issued_by + timedelta(seconds=longest) + REVOCATION_MARGIN
+
+
+def revocation_policy_name(request_id: str, not_after: datetime) -> str:
+    """One role policy per request: PutRolePolicy of distinct names never loses a concurrent
+    revocation, as a read-modify-write of one shared document would. The name carries the
+    not-after time so pruning needs neither the database nor the documents."""
+    return f"{REVOCATION_POLICY_PREFIX}{request_id}-until-{_name_time(not_after)}"
+
+
+def revoke_older_sessions_policy_name(issued_before: datetime, not_after: datetime) -> str:
+    return (
+        f"{REVOCATION_POLICY_PREFIX}before-{_name_time(issued_before)}"
+        f"-until-{_name_time(not_after)}"
+    )
+
+
+def revocation_policy(request_id: str) -> dict:
+    """Deny everything to the sessions of one request, whatever their role session name."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "BreakGlassRevoked",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceIdentity": request_id}},
+            }
+        ],
+    }
+
+
+def revoke_older_sessions_policy(issued_before: datetime) -> dict:
+    """The console's "revoke active sessions" statement: the fallback when per-request denies no
+    longer fit in the role's inline policy size limit. It also cuts off other live grants."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "BreakGlassRevokedOlder",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"DateLessThan": {"aws:TokenIssueTime": iso_utc(issued_before)}},
+            }
+        ],
+    }
+
+
+def parse_revocation_policy_name(name: str) -> tuple[str | None, datetime] | None:
+    """(request id or None for a revoke-older-sessions policy, not-after), or None if not ours."""
+    match = _REVOCATION_NAME.match(name)
+    if match is None:
+        return None
+    until = datetime.strptime(match["until"], _NAME_TIME).replace(tzinfo=UTC)
+    return match["request_id"], until
+
+
+def revocation_request_id(name: str) -> str | None:
+    parsed = parse_revocation_policy_name(name)
+    return parsed[0] if parsed else None
+
+
+def watch_name(role_name: str) -> str:
+    """EventBridge rule and SQS queue name; rule names stop at 64 characters."""
+    name = f"{WATCH_NAME_PREFIX}{role_name}"
+    if len(name) <= 64:
+        return name
+    digest = hashlib.sha256(role_name.encode()).hexdigest()[:8]
+    return f"{WATCH_NAME_PREFIX}{role_name[:38]}-{digest}"
+
+
+def watch_event_pattern(target: AwsTarget) -> dict:
+    return {
+        "source": ["aws.sts"],
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {
+            "eventSource": ["sts.amazonaws.com"],
+            "eventName": ["AssumeRole"],
+            "requestParameters": {"roleArn": [target.role_arn]},
+        },
+    }
+
+
+def watch_queue_policy(queue_arn: str, rule_arn: str) -> dict:
+    """Only this rule may deliver to the queue."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "BreakGlassWatchRule",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }
+        ],
+    }
+
+
+def _name_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(_NAME_TIME)

@@ -1,0 +1,1 @@
+"""The local AWS sandbox: moto in server mode, extended to be faithful for what we promise."""

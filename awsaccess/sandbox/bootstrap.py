@@ -1,0 +1,304 @@
+"""Set the sandbox up like a real account, then switch IAM enforcement on.
+
+While enforcement is off (moto accepts any signature): the broker user with only the runtime
+permissions, the provisioner user, the break-glass principal with keys and no policies, an S3
+bucket the role may read. Then enforcement goes on and the profile is provisioned with the
+provisioner's keys, exactly as on AWS. Idempotent: keys in the state dir are reused while
+the sandbox still knows them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from awsaccess import policies
+from awsaccess.provisioning import ProvisionReport, profile_provision
+from awsaccess.types import AwsConnection, AwsTarget, PrincipalKeys
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+DEFAULT_REGION = "eu-west-1"
+BUCKET = "breakglass-sandbox-evidence"
+BROKER_USER = "breakglass-broker"
+PROVISIONER_USER = "breakglass-provisioner"
+
+
+@dataclass(frozen=True)
+class SandboxState:
+    endpoint_url: str
+    account_id: str
+    region: str
+    role_arn: str
+    principal_arn: str
+    broker: AwsConnection
+    provisioner: AwsConnection
+    principal_keys: PrincipalKeys
+    state_dir: Path
+
+    def target(self, max_session_seconds: int = 3600) -> AwsTarget:
+        return AwsTarget(
+            account_id=self.account_id,
+            region=self.region,
+            role_arn=self.role_arn,
+            principal_arn=self.principal_arn,
+            max_session_seconds=max_session_seconds,
+        )
+
+
+def set_enforcement(endpoint_url: str, *, on: bool) -> None:
+    """moto's switch: the number of unauthenticated requests still allowed (0 = enforce now)."""
+    request = urllib.request.Request(  # noqa: S310 (endpoint is the sandbox)
+        f"{endpoint_url}/moto-api/reset-auth",
+        data=b"0" if on else b"inf",
+        method="POST",
+        # Not form-encoded, or werkzeug swallows the body before moto reads it.
+        headers={"Content-Type": "text/plain"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        response.read()
+
+
+def broker_policy(role_name: str, principal_name: str) -> dict:
+    """Only what the running portal needs: grants on principals, denies on break-glass roles,
+    reading the watch queues and rules."""
+    iam = f"arn:aws:iam::{ACCOUNT_ID}"
+    return {
+        "Version": policies.VERSION,
+        "Statement": [
+            {
+                "Sid": "GrantsOnBreakGlassPrincipals",
+                "Effect": "Allow",
+                "Action": [
+                    "iam:PutUserPolicy",
+                    "iam:DeleteUserPolicy",
+                    "iam:GetUserPolicy",
+                    "iam:ListUserPolicies",
+                ],
+                "Resource": sorted(
+                    {f"{iam}:user/{principal_name}", f"{iam}:user/breakglass-principal*"}
+                ),
+            },
+            {
+                "Sid": "RevocationsOnBreakGlassRoles",
+                "Effect": "Allow",
+                "Action": [
+                    "iam:PutRolePolicy",
+                    "iam:DeleteRolePolicy",
+                    "iam:GetRolePolicy",
+                    "iam:ListRolePolicies",
+                    "iam:GetRole",
+                ],
+                "Resource": sorted({f"{iam}:role/{role_name}", f"{iam}:role/breakglass-*"}),
+            },
+            {
+                "Sid": "ReadWatch",
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueUrl",
+                    "sqs:GetQueueAttributes",
+                    "events:DescribeRule",
+                    "events:ListTargetsByRule",
+                ],
+                "Resource": [
+                    f"arn:aws:sqs:*:{ACCOUNT_ID}:{policies.WATCH_NAME_PREFIX}*",
+                    f"arn:aws:events:*:{ACCOUNT_ID}:rule/{policies.WATCH_NAME_PREFIX}*",
+                ],
+            },
+        ],
+    }
+
+
+PROVISIONER_POLICY = {
+    "Version": policies.VERSION,
+    "Statement": [{"Sid": "Provisioning", "Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+
+ROLE_PERMISSIONS = {
+    "Version": policies.VERSION,
+    "Statement": [
+        {
+            "Sid": "SandboxBreakGlassPermissions",
+            "Effect": "Allow",
+            "Action": ["s3:ListAllMyBuckets", "s3:ListBucket", "s3:GetObject", "ec2:Describe*"],
+            "Resource": "*",
+        }
+    ],
+}
+
+
+def _ensure_user(iam: BaseClient, name: str) -> None:
+    try:
+        iam.create_user(UserName=name)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "EntityAlreadyExists":
+            raise
+
+
+def _ensure_managed_policy(iam: BaseClient, name: str, document: dict) -> str:
+    arn = f"arn:aws:iam::{ACCOUNT_ID}:policy/{name}"
+    text = json.dumps(document)
+    try:
+        iam.create_policy(PolicyName=name, PolicyDocument=text)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "EntityAlreadyExists":
+            raise
+        for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+            if not version["IsDefaultVersion"]:
+                iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=text, SetAsDefault=True)
+    return arn
+
+
+def _ensure_keys(iam: BaseClient, user: str, stored: dict[str, str] | None) -> dict[str, str]:
+    """Reuse the keys on file if the sandbox still has them (it forgets them on restart)."""
+    known = {k["AccessKeyId"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
+    if stored and stored.get("access_key_id") in known:
+        return stored
+    for key_id in known:
+        iam.delete_access_key(UserName=user, AccessKeyId=key_id)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    return {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _write_secret(path: Path, content: Any) -> None:
+    # Created 0600 from the start, never world-readable for an instant.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(content, handle, indent=2)
+    os.chmod(path, 0o600)
+
+
+def bootstrap(
+    endpoint_url: str,
+    state_dir: Path,
+    *,
+    role_name: str = "breakglass-admin",
+    principal_name: str = "breakglass-principal",
+    region: str = DEFAULT_REGION,
+) -> tuple[SandboxState, ProvisionReport]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    # Any signature passes while enforcement is off.
+    anyone = boto3.session.Session(
+        aws_access_key_id="bootstrap",
+        aws_secret_access_key="bootstrap",  # noqa: S106
+        region_name=region,
+    )
+    iam = anyone.client("iam", endpoint_url=endpoint_url, region_name="us-east-1")
+    s3 = anyone.client("s3", endpoint_url=endpoint_url)
+    set_enforcement(endpoint_url, on=False)
+    try:
+        for user in (BROKER_USER, PROVISIONER_USER, principal_name):
+            _ensure_user(iam, user)
+        iam.attach_user_policy(
+            UserName=BROKER_USER,
+            PolicyArn=_ensure_managed_policy(
+                iam, "breakglass-broker", broker_policy(role_name, principal_name)
+            ),
+        )
+        iam.put_user_policy(
+            UserName=PROVISIONER_USER,
+            PolicyName="provisioning",
+            PolicyDocument=json.dumps(PROVISIONER_POLICY),
+        )
+        role_permissions_arn = _ensure_managed_policy(
+            iam, "breakglass-sandbox-role-permissions", ROLE_PERMISSIONS
+        )
+        broker = _ensure_keys(iam, BROKER_USER, _read_json(state_dir / "broker.json"))
+        _write_secret(state_dir / "broker.json", broker)
+        provisioner = _ensure_keys(
+            iam, PROVISIONER_USER, _read_json(state_dir / "provisioner.json")
+        )
+        _write_secret(state_dir / "provisioner.json", provisioner)
+        principal_arn = f"arn:aws:iam::{ACCOUNT_ID}:user/{principal_name}"
+        principals = _read_json(state_dir / "principals.json") or {}
+        principals[principal_arn] = _ensure_keys(iam, principal_name, principals.get(principal_arn))
+        _write_secret(state_dir / "principals.json", principals)
+        principal = principals[principal_arn]
+        try:
+            s3.create_bucket(
+                Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": region}
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+                raise
+        s3.put_object(Bucket=BUCKET, Key="README.txt", Body=b"Reading this proves access.\n")
+    finally:
+        set_enforcement(endpoint_url, on=True)
+
+    provisioner_connection = AwsConnection(
+        endpoint_url=endpoint_url,
+        access_key_id=provisioner["access_key_id"],
+        secret_access_key=provisioner["secret_access_key"],
+    )
+    state = SandboxState(
+        endpoint_url=endpoint_url,
+        account_id=ACCOUNT_ID,
+        region=region,
+        role_arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{role_name}",
+        principal_arn=principal_arn,
+        broker=AwsConnection(
+            endpoint_url=endpoint_url,
+            access_key_id=broker["access_key_id"],
+            secret_access_key=broker["secret_access_key"],
+        ),
+        provisioner=provisioner_connection,
+        principal_keys=PrincipalKeys(principal["access_key_id"], principal["secret_access_key"]),
+        state_dir=state_dir,
+    )
+    report = profile_provision(provisioner_connection, state.target(), check_only=False)
+    role_iam = boto3.session.Session(
+        aws_access_key_id=provisioner["access_key_id"],
+        aws_secret_access_key=provisioner["secret_access_key"],
+    ).client("iam", endpoint_url=endpoint_url, region_name="us-east-1")
+    # A managed policy, so the role's 10,240 inline characters stay free for revocations.
+    role_iam.attach_role_policy(RoleName=role_name, PolicyArn=role_permissions_arn)
+    (state_dir / "sandbox.json").write_text(
+        json.dumps(
+            {
+                "endpoint_url": endpoint_url,
+                "account_id": ACCOUNT_ID,
+                "region": region,
+                "role_arn": state.role_arn,
+                "principal_arn": principal_arn,
+                "bucket": BUCKET,
+            },
+            indent=2,
+        )
+    )
+    return state, report
+
+
+def load_state(endpoint_url: str, state_dir: Path) -> SandboxState:
+    """Read a bootstrapped state dir back (for tests, benchmarks and `make run`)."""
+    info = json.loads((state_dir / "sandbox.json").read_text())
+    broker = json.loads((state_dir / "broker.json").read_text())
+    provisioner = json.loads((state_dir / "provisioner.json").read_text())
+    principal = json.loads((state_dir / "principals.json").read_text())[info["principal_arn"]]
+    return SandboxState(
+        endpoint_url=endpoint_url,
+        account_id=info["account_id"],
+        region=info["region"],
+        role_arn=info["role_arn"],
+        principal_arn=info["principal_arn"],
+        broker=AwsConnection(endpoint_url, broker["access_key_id"], broker["secret_access_key"]),
+        provisioner=AwsConnection(
+            endpoint_url, provisioner["access_key_id"], provisioner["secret_access_key"]
+        ),
+        principal_keys=PrincipalKeys(principal["access_key_id"], principal["secret_access_key"]),
+        state_dir=state_dir,
+    )

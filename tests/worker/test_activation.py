@@ -1,0 +1,136 @@
+import pytest
+from botocore.exceptions import ClientError
+
+from approvals.errors import NotAllowed, SignatureRefused
+from approvals.models import IssuedCredential, Status, TimelineEvent
+from approvals.services import credentials_reveal, request_revoke
+from awsaccess.runtime import access_engine
+from portal.celery import app
+from tests.conftest import fresh_code, totp_code
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def codes(access_request) -> list[str]:
+    return list(TimelineEvent.objects.filter(request=access_request).values_list("code", flat=True))
+
+
+def grant_attached(live, access_request) -> bool:
+    from approvals.services import _aws_grant, _aws_target
+
+    access_request.refresh_from_db()
+    return access_engine().grant_is_attached(
+        _aws_target(access_request.profile), _aws_grant(access_request)
+    )
+
+
+def test_the_second_approval_activates_and_only_the_requester_gets_working_credentials(live):
+    live.start_worker()
+    access_request = live.open_approved()
+
+    live.wait_for_status(access_request, Status.ACTIVE)
+
+    assert access_request.time_to_access_ms is not None
+    assert access_request.expires_at is not None
+    with pytest.raises(NotAllowed, match="only the requester"):
+        credentials_reveal(
+            access_request_id=access_request.pk,
+            user=live.cast.alice,
+            otp_code=fresh_code(live.cast.alice),
+        )
+    credentials = credentials_reveal(
+        access_request_id=access_request.pk,
+        user=live.cast.requester,
+        otp_code=fresh_code(live.cast.requester),
+    )
+    assert live.aws.s3_with(credentials).list_buckets()["Buckets"] is not None
+    stored = IssuedCredential.objects.get(request=access_request)
+    assert credentials.secret_access_key not in stored.sealed
+    assert codes(access_request)[-4:] == [
+        "approvals.activation.started",
+        "approvals.activation.grant_attached",
+        "approvals.request.active",
+        "approvals.credentials.viewed",
+    ]
+
+
+def test_an_approver_revokes_early_with_totp_and_the_credentials_stop_working(live):
+    live.start_worker()
+    access_request = live.open_approved()
+    live.wait_for_status(access_request, Status.ACTIVE)
+    credentials = credentials_reveal(
+        access_request_id=access_request.pk,
+        user=live.cast.requester,
+        otp_code=fresh_code(live.cast.requester),
+    )
+
+    with pytest.raises(SignatureRefused, match="not valid"):
+        request_revoke(
+            access_request_id=access_request.pk,
+            actor=live.cast.carol,
+            otp_code="000000" if totp_code(live.cast.carol) != "000000" else "111111",
+            reason="incident over",
+        )
+    with pytest.raises(NotAllowed, match="only the requester or an approver"):
+        request_revoke(
+            access_request_id=access_request.pk,
+            actor=live.cast.outsider,
+            otp_code=fresh_code(live.cast.outsider),
+            reason="incident over",
+        )
+    request_revoke(
+        access_request_id=access_request.pk,
+        actor=live.cast.alice,
+        otp_code=fresh_code(live.cast.alice),
+        reason="Incident resolved, closing access.",
+    )
+    live.wait_for_status(access_request, Status.REVOKED)
+
+    with pytest.raises(ClientError) as denied:
+        live.aws.s3_with(credentials).list_buckets()
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert access_request.time_to_revoke_ms is not None
+    stored = IssuedCredential.objects.get(request=access_request)
+    assert (stored.sealed, stored.wiped_at is not None) == ("", True)
+    assert not grant_attached(live, access_request)
+    assert "approvals.revocation.refused" in codes(access_request)
+
+
+def test_duplicate_deliveries_of_activation_and_revocation_do_no_harm(live):
+    live.start_worker()
+    access_request = live.open_approved()
+    live.wait_for_status(access_request, Status.ACTIVE)
+
+    for _ in range(2):
+        app.send_task("approvals.activate_request", args=[str(access_request.pk)])
+    request_revoke(
+        access_request_id=access_request.pk,
+        actor=live.cast.requester,
+        otp_code=fresh_code(live.cast.requester),
+        reason="done",
+    )
+    for _ in range(2):
+        app.send_task("approvals.revoke_request", args=[str(access_request.pk)])
+    live.wait_for_status(access_request, Status.REVOKED)
+    wait_until(lambda: "succeeded" in live.processes[0].log_text(), timeout=10)
+
+    all_codes = codes(access_request)
+    assert all_codes.count("approvals.request.active") == 1
+    assert all_codes.count("approvals.request.revoked") == 1
+    assert IssuedCredential.objects.filter(request=access_request).count() == 1
+    assert "Traceback" not in live.processes[0].log_text()
+
+
+def test_a_permanent_aws_error_fails_the_activation_with_nothing_left_attached(live, tmp_path):
+    (tmp_path / "principals.json").write_text("{}")  # the principal's keys are gone
+    live.start_worker()
+    access_request = live.open_approved()
+
+    live.wait_for_status(access_request, Status.FAILED)
+
+    assert "no keys configured for break-glass principal" in access_request.failure_reason
+    assert not grant_attached(live, access_request)
+    assert not IssuedCredential.objects.filter(request=access_request).exists()
+    event = TimelineEvent.objects.filter(request=access_request).last()
+    assert (event.code, event.outcome) == ("approvals.request.failed", "failure")
