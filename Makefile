@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench venv
+.PHONY: run test lint format bench venv chromium
 
 venv: $(STAMP)
 
@@ -17,8 +17,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m portal.devrun
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium (never a downloaded one): install it where we can.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "make test: the browser tests need Chromium at /usr/bin/chromium;" \
+	       "install it with: sudo apt-get install -y chromium" >&2; exit 1; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

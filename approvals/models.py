@@ -450,3 +450,92 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component} @ {self.seen_at:%H:%M:%S}"
+
+
+class IntegrationKey(models.Model):
+    """A ticketing/incident tool's API key. Only its SHA-256 is stored; shown once at creation.
+
+    It may open requests on behalf of a named requester, read them, cancel its own, and read
+    timelines; it can never sign, revoke or read credentials.
+    """
+
+    name = models.CharField(max_length=120, unique=True)
+    prefix = models.CharField(max_length=12)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST with an Idempotency-Key, replayed for retries."""
+
+    caller = models.CharField(max_length=80, help_text="token:<id> or integration:<id>")
+    key = models.CharField(max_length=200)
+    body_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["caller", "key"], name="one_response_per_idempotency_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.caller} {self.key}"
+
+
+class WebhookEndpoint(models.Model):
+    """Where an integration wants state changes and alarms POSTed, signed with HMAC-SHA256."""
+
+    integration = models.ForeignKey(
+        IntegrationKey, null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks"
+    )
+    url = models.URLField(max_length=500)
+    sealed_secret = models.TextField(help_text="Signing secret, sealed at rest.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint, with every attempt's outcome (visible in the admin)."""
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    delivery_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event = models.CharField(max_length=100)
+    payload = models.JSONField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempt_log = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.endpoint}"
+
+
+class BackupCode(models.Model):
+    """A single-use static backup code; only its hash is stored (generated once, shown once)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="backup_codes"
+    )
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"backup code of {self.user}"

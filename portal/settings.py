@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_otp",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "approvals",
     "awsaccess",
 ]
@@ -118,6 +120,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# Sessions end after this much inactivity (every request pushes the expiry forward).
+SESSION_IDLE_MINUTES = env_int("BREAKGLASS_SESSION_IDLE_MINUTES", 30, minimum=1)
+SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+LOGIN_URL = "login"
+PUBLIC_URL = env_str("BREAKGLASS_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # --- Celery -------------------------------------------------------------------------------
 _celery_dir = VAR_DIR / "celery"
