@@ -75,6 +75,12 @@ class AccessProfile(models.Model):
     required_approvals = models.PositiveSmallIntegerField(
         default=2, validators=[MinValueValidator(2), MaxValueValidator(10)]
     )
+    notify_emails = models.TextField(
+        blank=True, help_text="Extra addresses for this profile's notices, comma-separated."
+    )
+    chat_webhook_url = models.URLField(
+        max_length=500, blank=True, help_text="Slack-compatible incoming webhook for this profile."
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -133,6 +139,7 @@ class AccessRequest(models.Model):
     revoke_requested_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
+    is_drill = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -539,3 +546,112 @@ class BackupCode(models.Model):
 
     def __str__(self) -> str:
         return f"backup code of {self.user}"
+
+
+class AlarmStatus(models.TextChoices):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+
+
+class SecurityAlarm(models.Model):
+    """Something the security team must look at: unexplained use of a role, tampering with the
+    watch, an overdue revocation. Never closed automatically; a person acknowledges it."""
+
+    kind = models.CharField(
+        max_length=40, help_text="e.g. unexplained_use, guard_drift, watcher_down"
+    )
+    title = models.CharField(max_length=300)
+    detail = models.JSONField(default=dict)
+    raw_event = models.JSONField(null=True, blank=True)
+    profile = models.ForeignKey(
+        AccessProfile, null=True, blank=True, on_delete=models.PROTECT, related_name="alarms"
+    )
+    request = models.ForeignKey(
+        AccessRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="alarms"
+    )
+    dedup_key = models.CharField(max_length=200, unique=True)
+    status = models.CharField(max_length=16, choices=AlarmStatus.choices, default=AlarmStatus.OPEN)
+    opened_at = models.DateTimeField()
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_by_name = models.CharField(max_length=150, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        indexes = [models.Index(fields=["status", "opened_at"])]
+
+    def __str__(self) -> str:
+        return f"[{self.status}] {self.title}"
+
+
+class ObservedUse(models.Model):
+    """One AssumeRole of a break-glass role seen in CloudTrail, tied to its request if any."""
+
+    event_id = models.CharField(max_length=100, unique=True, help_text="CloudTrail eventID")
+    profile = models.ForeignKey(
+        AccessProfile, null=True, on_delete=models.PROTECT, related_name="uses"
+    )
+    request = models.ForeignKey(
+        AccessRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="uses"
+    )
+    event_time = models.DateTimeField()
+    role_arn = models.CharField(max_length=600)
+    principal_arn = models.CharField(max_length=600, blank=True)
+    session_name = models.CharField(max_length=64, blank=True)
+    source_identity = models.CharField(max_length=64, blank=True)
+    source_ip = models.CharField(max_length=64, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    region = models.CharField(max_length=32, blank=True)
+    explained = models.BooleanField()
+    raw_event = models.JSONField()
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-event_time"]
+
+    def __str__(self) -> str:
+        return f"{self.role_arn} by {self.principal_arn} at {self.event_time}"
+
+
+class PoisonMessage(models.Model):
+    """A watch-queue message we could not parse: kept aside and reported, never lost."""
+
+    queue_url = models.CharField(max_length=600)
+    message_id = models.CharField(max_length=100, unique=True)
+    body = models.TextField()
+    error = models.TextField()
+    received_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"poison {self.message_id}"
+
+
+class NotificationDelivery(models.Model):
+    """One notification to one channel, with every attempt recorded."""
+
+    channel = models.CharField(max_length=20, help_text="email or chat")
+    target = models.CharField(max_length=500)
+    event = models.CharField(max_length=100)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    request = models.ForeignKey(
+        AccessRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    alarm = models.ForeignKey(
+        SecurityAlarm,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="notifications",
+    )
+    status = models.CharField(max_length=16, default="pending")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.event} -> {self.target}"
