@@ -20,6 +20,7 @@ from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.oath import TOTP
 
 from approvals.sealing import unseal
+from awsaccess.types import AwsTarget
 
 TICKET_PATTERN = r"^[A-Z][A-Z0-9]{1,15}-[0-9]{1,10}$"
 TICKET_MAX_LENGTH = 32
@@ -99,6 +100,16 @@ class AccessProfile(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def aws_target(self) -> AwsTarget:
+        """The profile as the AWS engine sees it (plain values)."""
+        return AwsTarget(
+            account_id=self.account_id,
+            region=self.region,
+            role_arn=self.role_arn,
+            principal_arn=self.principal_arn,
+            max_session_seconds=self.role_max_session_seconds,
+        )
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError

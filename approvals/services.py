@@ -9,14 +9,15 @@ import re
 import secrets
 import time
 from base64 import b32decode
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_otp import verify_token
@@ -25,6 +26,7 @@ from approvals import selectors
 from approvals.errors import (
     NotAllowed,
     NotFound,
+    PortalError,
     RequestInvalid,
     SignatureRefused,
     StaleTransition,
@@ -36,22 +38,27 @@ from approvals.models import (
     TICKET_PATTERN,
     AccessProfile,
     AccessRequest,
+    AlarmStatus,
     Approval,
+    BackupCode,
     Decision,
     Heartbeat,
+    IdempotencyRecord,
+    IntegrationKey,
     IssuedCredential,
     PersonalToken,
     SealedTOTPDevice,
+    SecurityAlarm,
     Status,
 )
-from approvals.notifications import notify_revocation_overdue
+from approvals.notifications import notify_after_commit, notify_revocation_overdue
 from approvals.sealing import seal, unseal
 from approvals.timeline import SYSTEM_SOURCE, EventSource, timeline_append
 from approvals.transitions import request_transition
 from awsaccess import runtime
 from awsaccess.engine import GrantExpiredError
 from awsaccess.errors import AwsError, PermanentAwsError, TransientAwsError
-from awsaccess.types import AwsTarget, Grant, IssuedCredentials
+from awsaccess.types import Grant, IssuedCredentials
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +143,7 @@ def request_open(
             },
             source=source,
         )
+        notify_after_commit(access_request_id=access_request.pk, event="opened")
     return access_request
 
 
@@ -483,16 +491,6 @@ def personal_token_create(*, user, name: str = "") -> str:
 _SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 
 
-def _aws_target(profile: AccessProfile) -> AwsTarget:
-    return AwsTarget(
-        account_id=profile.account_id,
-        region=profile.region,
-        role_arn=profile.role_arn,
-        principal_arn=profile.principal_arn,
-        max_session_seconds=profile.role_max_session_seconds,
-    )
-
-
 def _aws_grant(access_request: AccessRequest) -> Grant:
     session_name = _SESSION_NAME_UNSAFE.sub("-", f"{access_request.ticket}-{access_request.pk}")
     return Grant(
@@ -553,7 +551,7 @@ def request_activate(*, access_request_id) -> None:
 
 def _activation_complete(access_request: AccessRequest) -> None:
     engine = runtime.access_engine()
-    target, grant = _aws_target(access_request.profile), _aws_grant(access_request)
+    target, grant = access_request.profile.aws_target(), _aws_grant(access_request)
     give_up_at = time.monotonic() + settings.ACTIVATION_RETRY_SECONDS
     attached = False
     for attempt in itertools.count(1):
@@ -654,7 +652,7 @@ def _aws_revoke(access_request: AccessRequest) -> None:
         # The role's revocation policy is read-modified-written: one revocation per profile at
         # a time, or two workers could each drop the other's deny statement.
         AccessProfile.objects.select_for_update().get(pk=access_request.profile_id)
-        engine.grant_revoke(_aws_target(access_request.profile), _aws_grant(access_request))
+        engine.grant_revoke(access_request.profile.aws_target(), _aws_grant(access_request))
 
 
 def request_revoke(
@@ -859,6 +857,7 @@ def grants_sweep(*, limit: int = 500) -> SweepReport:
         )
         failed_orphans += 1
 
+    watcher_staleness_check(now=now)
     return SweepReport(
         timed_out=timed_out,
         revoked=revoked,
@@ -887,3 +886,594 @@ def _overdue_alarms_raise(*, now) -> int:
         notify_revocation_overdue(access_request=access_request, overdue_seconds=overdue_seconds)
         raised += 1
     return raised
+
+
+# --- Pages: sign-in, TOTP enrolment, backup codes ----------------------------------------------
+
+BACKUP_CODE_COUNT = 10
+_BACKUP_CODE_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+BACKUP_CODE_PATTERN = re.compile(r"^[a-z2-7]{4}-?[a-z2-7]{4}-?[a-z2-7]{4}$")
+
+
+def signin_password_check(*, username: str, password: str, source: EventSource):
+    """The first factor. Recent failures on the system chain throttle it per username and per
+    address (in the database, so every web process sees the same count); each failure is
+    recorded with where it came from."""
+    username = (username or "").strip()[:150]
+    window = settings.SIGNIN_FAILURE_WINDOW_MINUTES
+    by_user, by_ip = selectors.signin_failures_recent(
+        username=username.lower(), ip=source.ip, since=timezone.now() - timedelta(minutes=window)
+    )
+    limit = settings.SIGNIN_MAX_FAILURES
+    if by_user >= limit or by_ip >= limit * 4:
+        timeline_append(
+            access_request=None,
+            code="approvals.signin.throttled",
+            actor_name="anonymous",
+            outcome="refused",
+            detail={"username": username.lower()},
+            source=source,
+        )
+        raise NotAllowed(
+            f"too many failed sign-ins; wait {window} minutes and try again",
+            code="signin_throttled",
+        )
+    user = authenticate(None, username=username, password=password or "")
+    if user is None:
+        timeline_append(
+            access_request=None,
+            code="approvals.signin.failed",
+            actor_name="anonymous",
+            outcome="failure",
+            detail={"username": username.lower()},
+            source=source,
+        )
+        raise NotAllowed("the username or password is not right", code="signin_failed")
+    return user
+
+
+def signin_otp_verify(*, user, code: str, source: EventSource) -> SealedTOTPDevice:
+    """The second factor at sign-in: a TOTP code, or one unused backup code. Throttled by the
+    device (django-otp), recorded either way, and the failure is committed before refusing."""
+    code = re.sub(r"\s", "", code or "").lower()
+    with transaction.atomic():
+        if BACKUP_CODE_PATTERN.match(code):
+            factor, refusal = "backup_code", _backup_code_use(user=user, code=code)
+        else:
+            factor, refusal = "totp", otp_check(user=user, otp_code=code)
+        timeline_append(
+            access_request=None,
+            code="approvals.signin.succeeded" if refusal is None else "approvals.signin.otp_failed",
+            actor=user,
+            outcome="success" if refusal is None else "failure",
+            detail={"factor": factor}
+            | ({"refusal": refusal.code, "message": refusal.message} if refusal else {}),
+            source=source,
+        )
+    if refusal is not None:
+        raise SignatureRefused(refusal.message, code=refusal.code)
+    return SealedTOTPDevice.objects.devices_for_user(user, confirmed=True).get()
+
+
+def _backup_code_hash(code: str) -> str:
+    return hashlib.sha256(code.replace("-", "").encode()).hexdigest()
+
+
+def _backup_code_use(*, user, code: str) -> _Refusal | None:
+    device = SealedTOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
+    if device is None:
+        return _Refusal("no_otp_device", "you have no confirmed TOTP device; enrol one first")
+    allowed, _ = device.verify_is_allowed()
+    if not allowed:
+        return _Refusal("otp_throttled", "too many failed OTP attempts; wait a moment and retry")
+    used = BackupCode.objects.filter(
+        user=user, code_hash=_backup_code_hash(code), used_at__isnull=True
+    ).update(used_at=timezone.now())
+    if used:
+        device.throttle_reset()
+        return None
+    device.throttle_increment()
+    return _Refusal("backup_code_invalid", "the backup code is not valid or was already used")
+
+
+def backup_codes_generate(*, user, otp_code: str, source: EventSource) -> list[str]:
+    """A new set of single-use backup codes, replacing the old set, after a fresh TOTP code.
+
+    Only their SHA-256 is stored: the returned list is the one time anyone sees them.
+    """
+    codes: list[str] = []
+    with transaction.atomic():
+        refusal = otp_check(user=user, otp_code=otp_code)
+        if refusal is None:
+            codes = [
+                "-".join(
+                    "".join(secrets.choice(_BACKUP_CODE_ALPHABET) for _ in range(4))
+                    for _ in range(3)
+                )
+                for _ in range(BACKUP_CODE_COUNT)
+            ]
+            BackupCode.objects.filter(user=user).delete()
+            BackupCode.objects.bulk_create(
+                [BackupCode(user=user, code_hash=_backup_code_hash(c)) for c in codes]
+            )
+        timeline_append(
+            access_request=None,
+            code="approvals.backup_codes.generated"
+            if refusal is None
+            else "approvals.backup_codes.refused",
+            actor=user,
+            outcome="success" if refusal is None else "refused",
+            detail={"count": len(codes)}
+            | ({"refusal": refusal.code, "message": refusal.message} if refusal else {}),
+            source=source,
+        )
+    if refusal is not None:
+        raise SignatureRefused(refusal.message, code=refusal.code)
+    return codes
+
+
+def totp_enrolment_start(*, user) -> SealedTOTPDevice:
+    """The unconfirmed device the user is enrolling; the same one across reloads, so the QR code
+    they may already have scanned stays valid."""
+    if SealedTOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        raise NotAllowed("you already have a confirmed TOTP device", code="already_enrolled")
+    device = SealedTOTPDevice.objects.filter(user=user, confirmed=False).first()
+    return device or totp_device_set(user=user, confirmed=False)
+
+
+def totp_enrolment_confirm(*, user, otp_code: str, source: EventSource) -> SealedTOTPDevice:
+    """Confirm the device being enrolled with its first valid code (throttled like any code)."""
+    with transaction.atomic():
+        device = (
+            SealedTOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).first()
+        )
+        if device is None:
+            raise NotAllowed("there is no TOTP device being enrolled; start again")
+        verified = device.verify_token((otp_code or "").strip())
+        if verified:
+            SealedTOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
+            device.confirmed = True
+        timeline_append(
+            access_request=None,
+            code="approvals.otp.enrolled" if verified else "approvals.otp.enrolment_refused",
+            actor=user,
+            outcome="success" if verified else "refused",
+            detail={"device": device.persistent_id},
+            source=source,
+        )
+    if not verified:
+        raise SignatureRefused(
+            "the code does not match; check the clock of your phone and try the next code",
+            code="otp_invalid",
+        )
+    return device
+
+
+# --- API: keys, tokens, idempotency, alarms ---------------------------------------------------
+
+PERSONAL_TOKEN_PREFIX = "bgp_"  # noqa: S105 (a prefix, not a token)
+INTEGRATION_KEY_PREFIX = "bgi_"
+_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def integration_key_create(
+    *, name: str, expires_at: datetime | None = None, actor=None
+) -> tuple[IntegrationKey, str]:
+    """A new integration key; only its hash is kept, so this is the one time it is seen."""
+    name = (name or "").strip()
+    if not name:
+        raise RequestInvalid("An integration needs a name.", fields={"name": ["name is required"]})
+    if IntegrationKey.objects.filter(name=name).exists():
+        raise RequestInvalid(
+            "That integration name is taken.",
+            fields={"name": [f"an integration called {name!r} already exists"]},
+        )
+    if expires_at is not None and expires_at <= timezone.now():
+        raise RequestInvalid(
+            "The expiry is in the past.", fields={"expires_at": ["expires_at must be in the future"]}
+        )
+    key = f"{INTEGRATION_KEY_PREFIX}{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        integration = IntegrationKey.objects.create(
+            name=name, prefix=key[:12], key_hash=_secret_hash(key), expires_at=expires_at
+        )
+        timeline_append(
+            access_request=None,
+            code="approvals.integration_key.created",
+            actor=actor,
+            detail={
+                "integration": name,
+                "prefix": key[:12],
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
+        )
+    return integration, key
+
+
+def integration_key_revoke(*, integration_key_id: int, actor=None) -> IntegrationKey:
+    with transaction.atomic():
+        integration = IntegrationKey.objects.select_for_update().filter(pk=integration_key_id).first()
+        if integration is None:
+            raise NotFound(f"no integration key {integration_key_id}")
+        if integration.revoked_at is None:
+            integration.revoked_at = timezone.now()
+            integration.save(update_fields=["revoked_at"])
+            timeline_append(
+                access_request=None,
+                code="approvals.integration_key.revoked",
+                actor=actor,
+                detail={"integration": integration.name, "prefix": integration.prefix},
+            )
+    return integration
+
+
+def personal_token_revoke(*, token_id: int, user) -> PersonalToken:
+    """The owner withdraws one of their tokens (idempotent)."""
+    with transaction.atomic():
+        token = PersonalToken.objects.select_for_update().filter(pk=token_id, user=user).first()
+        if token is None:
+            raise NotFound(f"you have no API token {token_id}")
+        if token.revoked_at is None:
+            token.revoked_at = timezone.now()
+            token.save(update_fields=["revoked_at"])
+            timeline_append(
+                access_request=None,
+                code="approvals.token.revoked",
+                actor=user,
+                detail={"prefix": token.prefix, "name": token.name},
+            )
+    return token
+
+
+def _touch_last_used(model, obj, now) -> None:
+    # Minute resolution: a busy integration must not turn every read into a write.
+    if obj.last_used_at is None or now - obj.last_used_at >= _LAST_USED_RESOLUTION:
+        model.objects.filter(pk=obj.pk).update(last_used_at=now)
+        obj.last_used_at = now
+
+
+def personal_token_authenticate(*, token: str) -> PersonalToken:
+    """The live token for this secret, or NotAllowed saying why not."""
+    found = (
+        PersonalToken.objects.select_related("user").filter(token_hash=_secret_hash(token)).first()
+    )
+    if found is None:
+        raise NotAllowed("unknown API token")
+    if found.revoked_at is not None:
+        raise NotAllowed("this API token was revoked")
+    if not found.user.is_active:
+        raise NotAllowed(f"user {found.user.get_username()} is not active")
+    _touch_last_used(PersonalToken, found, timezone.now())
+    return found
+
+
+def integration_key_authenticate(*, key: str) -> IntegrationKey:
+    """The live integration key for this secret, or NotAllowed saying why not."""
+    found = IntegrationKey.objects.filter(key_hash=_secret_hash(key)).first()
+    if found is None:
+        raise NotAllowed("unknown integration key")
+    now = timezone.now()
+    if found.revoked_at is not None:
+        raise NotAllowed(f"integration key of {found.name} was revoked")
+    if found.expires_at is not None and found.expires_at <= now:
+        raise NotAllowed(f"integration key of {found.name} expired at {found.expires_at:%Y-%m-%d %H:%M} UTC")
+    _touch_last_used(IntegrationKey, found, now)
+    return found
+
+
+class IdempotencyConflict(PortalError):
+    code = "idempotency_conflict"
+
+
+@dataclass(frozen=True)
+class IdempotentResponse:
+    status: int
+    body: dict
+    replayed: bool
+
+
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+def idempotency_run(
+    *, caller: str, key: str, body: dict, produce: Callable[[], tuple[int, dict]]
+) -> IdempotentResponse:
+    """Run `produce` once per (caller, key); a retry with the same body gets the first response.
+
+    The placeholder row is inserted first: a concurrent retry blocks on its unique index until
+    this transaction ends, then replays what it committed (or runs again if it rolled back).
+    Only successes are kept, so a refused attempt can be corrected and retried with the same key.
+    """
+    if not IDEMPOTENCY_KEY_PATTERN.match(key or ""):
+        raise RequestInvalid(
+            "The Idempotency-Key header is not valid.",
+            fields={"Idempotency-Key": ["Idempotency-Key must be 1-200 printable ASCII characters"]},
+        )
+    body_hash = hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    caller=caller, key=key, body_hash=body_hash, response_status=0, response_body={}
+                )
+        except IntegrityError:
+            first = IdempotencyRecord.objects.get(caller=caller, key=key)
+            if first.body_hash != body_hash:
+                raise IdempotencyConflict(
+                    f"Idempotency-Key {key!r} was already used with a different body"
+                ) from None
+            return IdempotentResponse(first.response_status, first.response_body, replayed=True)
+        status, response_body = produce()
+        record.response_status = status
+        record.response_body = response_body
+        record.save(update_fields=["response_status", "response_body"])
+    return IdempotentResponse(status, response_body, replayed=False)
+
+
+ALARM_NOTE_MAX_LENGTH = 1000
+
+
+def alarm_acknowledge(
+    *, alarm_id, user, otp_code: str, note: str, source: EventSource = SYSTEM_SOURCE
+) -> SecurityAlarm:
+    """A person takes an alarm in hand, signed with TOTP. Alarms never close by themselves.
+
+    As with approvals, an OTP refusal is recorded and committed before it is raised.
+    """
+    from approvals.webhooks import webhooks_enqueue
+
+    note = (note or "").strip()
+    if not note or len(note) > ALARM_NOTE_MAX_LENGTH:
+        message = (
+            "note is required"
+            if not note
+            else f"note must be at most {ALARM_NOTE_MAX_LENGTH} characters"
+        )
+        raise RequestInvalid("An acknowledgement needs a note.", fields={"note": [message]})
+    if not selectors.user_may_handle_alarms(user=user):
+        raise NotAllowed("only approvers and auditors can acknowledge alarms")
+    refusal: _Refusal | None = None
+    with transaction.atomic():
+        alarm = SecurityAlarm.objects.select_for_update().filter(pk=alarm_id).first()
+        if alarm is None:
+            raise NotFound(f"no alarm {alarm_id}")
+        if alarm.status != AlarmStatus.OPEN:
+            raise NotAllowed(
+                f"the alarm was already acknowledged by {alarm.acknowledged_by_name}"
+            )
+        refusal = otp_check(user=user, otp_code=otp_code)
+        detail = {"alarm": alarm.pk, "kind": alarm.kind, "title": alarm.title}
+        if refusal is not None:
+            timeline_append(
+                access_request=None,
+                code="approvals.alarm.acknowledge_refused",
+                actor=user,
+                outcome="refused",
+                detail={**detail, "refusal": refusal.code, "message": refusal.message},
+                source=source,
+            )
+        else:
+            now = timezone.now()
+            SecurityAlarm.objects.filter(pk=alarm.pk).update(
+                status=AlarmStatus.ACKNOWLEDGED,
+                acknowledged_by=user,
+                acknowledged_by_name=user.get_username(),
+                acknowledged_at=now,
+                note=note,
+            )
+            alarm.refresh_from_db()
+            timeline_append(
+                access_request=None,
+                code="approvals.alarm.acknowledged",
+                actor=user,
+                detail={**detail, "note": note},
+                source=source,
+            )
+            webhooks_enqueue(
+                event="approvals.alarm.acknowledged",
+                payload={
+                    "alarm": {
+                        "id": alarm.pk,
+                        "kind": alarm.kind,
+                        "title": alarm.title,
+                        "status": alarm.status,
+                        "acknowledged_by": alarm.acknowledged_by_name,
+                        "acknowledged_at": now.isoformat(),
+                        "note": note,
+                    }
+                },
+            )
+    if refusal is not None:
+        raise SignatureRefused(refusal.message, code=refusal.code)
+    return alarm
+
+
+# --- Watching the glass: observed uses of the role, security alarms, the watcher's liveness ----
+
+WATCHER_COMPONENT = "watcher"
+_SESSION_TOKEN_TEXT = re.compile(r'("sessionToken"\s*:\s*)"[^"]*"')
+
+
+def alarm_open(
+    *,
+    kind: str,
+    title: str,
+    dedup_key: str,
+    detail: dict | None = None,
+    raw_event: dict | None = None,
+    profile: AccessProfile | None = None,
+    access_request: AccessRequest | None = None,
+) -> tuple[SecurityAlarm, bool]:
+    """Open a security alarm once per `dedup_key` → (alarm, created).
+
+    It goes on the timeline (the request's chain, else the system chain) and, once committed, to
+    every notification channel and webhook. Nothing ever closes it but a person's acknowledgement.
+    """
+    from approvals import notifications
+    from approvals.webhooks import webhooks_enqueue
+
+    detail = detail or {}
+    with transaction.atomic():
+        existing = SecurityAlarm.objects.filter(dedup_key=dedup_key).first()
+        if existing is not None:
+            return existing, False
+        try:
+            with transaction.atomic():
+                alarm = SecurityAlarm.objects.create(
+                    kind=kind,
+                    title=title[:300],
+                    detail=detail,
+                    raw_event=raw_event,
+                    profile=profile,
+                    request=access_request,
+                    dedup_key=dedup_key[:200],
+                    opened_at=timezone.now(),
+                )
+        except IntegrityError:
+            # Another poller stored the same alarm a moment ago.
+            return SecurityAlarm.objects.get(dedup_key=dedup_key[:200]), False
+        timeline_append(
+            access_request=access_request,
+            code="approvals.alarm.opened",
+            outcome="alarm",
+            detail={"alarm": alarm.pk, "kind": kind, "title": alarm.title, **detail},
+        )
+        notifications.notify_alarm(alarm=alarm)
+        webhooks_enqueue(
+            event="approvals.alarm.opened",
+            payload={
+                "alarm": {
+                    "id": alarm.pk,
+                    "kind": kind,
+                    "title": alarm.title,
+                    "status": alarm.status,
+                    "profile": profile.slug if profile else None,
+                    "request": str(access_request.pk) if access_request else None,
+                    "opened_at": alarm.opened_at.isoformat(),
+                    "detail": detail,
+                }
+            },
+        )
+    logger.error("SECURITY ALARM %s: %s", kind, alarm.title)
+    return alarm, True
+
+
+def observed_use_record(
+    *, use, profile: AccessProfile, access_request: AccessRequest | None, unexplained: str
+):
+    """Store one AssumeRole seen in CloudTrail (an approvals.watch.RoleUse) → ObservedUse, or None
+    when that eventID was already recorded. Tied to its request's timeline; an alarm if no
+    approved, active request explains it (`unexplained` says why)."""
+    from approvals.models import ObservedUse
+
+    with transaction.atomic():
+        if ObservedUse.objects.filter(event_id=use.event_id).exists():
+            return None
+        try:
+            with transaction.atomic():
+                observed = ObservedUse.objects.create(
+                    event_id=use.event_id,
+                    profile=profile,
+                    request=access_request,
+                    event_time=use.event_time,
+                    role_arn=use.role_arn,
+                    principal_arn=use.principal_arn,
+                    session_name=use.session_name,
+                    source_identity=use.source_identity,
+                    source_ip=use.source_ip,
+                    user_agent=use.user_agent,
+                    region=use.region,
+                    explained=not unexplained,
+                    raw_event=use.raw,
+                    received_at=timezone.now(),
+                )
+        except IntegrityError:
+            return None
+        detail = {
+            "message": use.summary,
+            "event_id": use.event_id,
+            "event_time": use.event_time.isoformat(),
+            "principal": use.principal_arn,
+            "source_ip": use.source_ip,
+            "user_agent": use.user_agent,
+            "region": use.region,
+            "session_name": use.session_name,
+            "source_identity": use.source_identity,
+            "error_code": use.error_code,
+            "explained": not unexplained,
+            "unexplained": unexplained,
+        }
+        if access_request is not None:
+            timeline_append(
+                access_request=access_request,
+                code="approvals.role.assume_failed" if use.error_code else "approvals.role.assumed",
+                actor_name=(use.principal_arn or "unknown principal")[:150],
+                outcome="alarm" if unexplained else "success",
+                detail=detail,
+                source=EventSource(ip=use.ip, user_agent=use.user_agent),
+            )
+        if unexplained:
+            role = use.role_arn.rsplit("/", 1)[-1]
+            alarm_open(
+                kind="unexplained_use",
+                title=f"Unexplained AssumeRole of {role}: {use.summary}; {unexplained}",
+                dedup_key=f"use:{use.event_id}",
+                detail=detail,
+                raw_event=use.raw,
+                profile=profile,
+                access_request=access_request,
+            )
+    return observed
+
+
+def poison_message_record(
+    *, queue_url: str, message_id: str, body: str, error: str, profile: AccessProfile | None
+):
+    """Set aside a watch message we cannot read (kept, never lost) and report it → PoisonMessage,
+    or None when it was already set aside."""
+    from approvals.models import PoisonMessage
+
+    clean_body = _SESSION_TOKEN_TEXT.sub(r'\1"[scrubbed]"', body or "")
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                poison = PoisonMessage.objects.create(
+                    queue_url=queue_url[:600],
+                    message_id=message_id[:100],
+                    body=clean_body,
+                    error=error,
+                    received_at=timezone.now(),
+                )
+        except IntegrityError:
+            return None
+        alarm_open(
+            kind="poison_message",
+            title=f"Unreadable message on the watch queue of {profile or 'a profile'}: {error}",
+            dedup_key=f"poison:{message_id}",
+            detail={"message_id": message_id, "queue_url": queue_url, "error": error},
+            profile=profile,
+        )
+    return poison
+
+
+def watcher_staleness_check(*, now) -> bool:
+    """Raise an alarm (once per outage) when the watcher has not completed a poll of every watch
+    queue for WATCH_STALE_SECONDS: someone may have stopped it to use the role unseen."""
+    if not AccessProfile.objects.exists():
+        return False
+    seen = selectors.watcher_last_poll()
+    if seen is None or now - seen < timedelta(seconds=settings.WATCH_STALE_SECONDS):
+        return False
+    _, created = alarm_open(
+        kind="watcher_down",
+        title=f"The watcher has not polled since {seen:%Y-%m-%d %H:%M:%S} UTC",
+        dedup_key=f"watcher_down:{seen.isoformat()}",
+        detail={"last_poll": seen.isoformat(), "stale_after_seconds": settings.WATCH_STALE_SECONDS},
+    )
+    return created

@@ -56,6 +56,9 @@ from portal.settings import *  # noqa: E402, F403
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not memory, so worker processes started by tests see the same test database.
     DATABASES["default"]["TEST"] = {"NAME": f"{_var_dir}/test-db.sqlite3"}  # noqa: F405
+else:
+    # One test database per pytest run, so two runs on one machine never drop each other's.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_breakglass_{os.getpid()}"}  # noqa: F405
 
 # Hashing passwords slowly protects real users, not test fixtures.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

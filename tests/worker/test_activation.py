@@ -17,11 +17,11 @@ def codes(access_request) -> list[str]:
 
 
 def grant_attached(live, access_request) -> bool:
-    from approvals.services import _aws_grant, _aws_target
+    from approvals.services import _aws_grant
 
     access_request.refresh_from_db()
     return access_engine().grant_is_attached(
-        _aws_target(access_request.profile), _aws_grant(access_request)
+        access_request.profile.aws_target(), _aws_grant(access_request)
     )
 
 
