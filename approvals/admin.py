@@ -1,6 +1,24 @@
-from django.contrib import admin
+import json
 
-from approvals.models import AccessProfile, AccessRequest, Approval, PersonalToken, TimelineEvent
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from approvals.models import (
+    AccessProfile,
+    AccessRequest,
+    Approval,
+    IntegrationKey,
+    NotificationDelivery,
+    ObservedUse,
+    PersonalToken,
+    PoisonMessage,
+    SecurityAlarm,
+    TimelineEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from approvals.services import integration_key_create, integration_key_revoke
+from approvals.webhooks import webhook_endpoint_create
 
 
 @admin.register(AccessProfile)
@@ -49,3 +67,143 @@ class PersonalTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # tokens are shown once, so they are created where they can be shown
+
+
+@admin.register(SecurityAlarm)
+class SecurityAlarmAdmin(ReadOnlyAdmin):
+    """Acknowledging needs a TOTP code and a note, so it happens in the portal, not here."""
+
+    list_display = ["opened_at", "kind", "title", "profile", "status", "acknowledged_by_name"]
+    list_filter = ["status", "kind", "profile"]
+    search_fields = ["title", "dedup_key"]
+
+
+@admin.register(ObservedUse)
+class ObservedUseAdmin(ReadOnlyAdmin):
+    list_display = ["event_time", "profile", "request", "principal_arn", "source_ip", "explained"]
+    list_filter = ["explained", "profile"]
+    search_fields = ["event_id", "source_ip", "session_name", "source_identity"]
+
+
+@admin.register(PoisonMessage)
+class PoisonMessageAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "message_id", "queue_url", "error"]
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "channel", "target", "event", "status", "attempts", "last_error"]
+    list_filter = ["channel", "status", "event"]
+
+
+def _saved_as(obj, created) -> None:
+    """Make the admin's unsaved form object the row a service created, so the admin's own
+    logging and redirect see it."""
+    for field in created._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(created, field.attname))
+    obj._state.adding = False
+    obj._state.db = created._state.db
+
+
+@admin.register(IntegrationKey)
+class IntegrationKeyAdmin(admin.ModelAdmin):
+    """Keys are shown once, on creation, in a message; only their SHA-256 is stored."""
+
+    list_display = ["name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    search_fields = ["name", "prefix"]
+    actions = ["revoke_keys"]
+
+    def get_fields(self, request, obj=None) -> list[str]:
+        if obj is None:
+            return ["name", "expires_at"]
+        return ["name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # requests name the integration that opened them; revoke instead
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            return
+        created, key = integration_key_create(
+            name=obj.name, expires_at=obj.expires_at, actor=request.user
+        )
+        _saved_as(obj, created)
+        messages.warning(
+            request,
+            f"Integration key for {created.name} (copy it now; it is never shown again): {key}",
+        )
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke_keys(self, request, queryset) -> None:
+        for key in queryset:
+            integration_key_revoke(integration_key_id=key.pk, actor=request.user)
+        messages.success(request, f"Revoked {queryset.count()} key(s).")
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """The signing secret is shown once, on creation; it is stored sealed."""
+
+    list_display = ["url", "integration", "active", "created_at"]
+    list_filter = ["active"]
+
+    def get_fields(self, request, obj=None) -> list[str]:
+        return ["integration", "url", "active"] + ([] if obj is None else ["created_at"])
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return [] if obj is None else ["integration", "created_at"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            obj.save(update_fields=["url", "active"])
+            return
+        created, secret = webhook_endpoint_create(
+            url=obj.url, integration=obj.integration, actor=request.user
+        )
+        if not obj.active:
+            WebhookEndpoint.objects.filter(pk=created.pk).update(active=False)
+            created.active = False
+        _saved_as(obj, created)
+        messages.warning(
+            request,
+            f"Signing secret for {created.url} (copy it now; it is never shown again): {secret}",
+        )
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "event",
+        "endpoint",
+        "attempts",
+        "last_status",
+        "delivered_at",
+        "last_error",
+    ]
+    list_filter = ["event", "endpoint"]
+    search_fields = ["delivery_id", "event"]
+    fields = [
+        "delivery_id",
+        "endpoint",
+        "event",
+        "created_at",
+        "delivered_at",
+        "attempts",
+        "last_status",
+        "last_error",
+        "attempt_log_pretty",
+        "payload_pretty",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Attempts")
+    def attempt_log_pretty(self, obj: WebhookDelivery) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.attempt_log, indent=2))
+
+    @admin.display(description="Payload")
+    def payload_pretty(self, obj: WebhookDelivery) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))

@@ -40,3 +40,9 @@ class StaleTransition(PortalError):
     """Someone else changed the request's status first."""
 
     code = "conflict"
+
+
+class IdempotencyConflict(PortalError):
+    """The same Idempotency-Key was sent with a different body."""
+
+    code = "idempotency_conflict"

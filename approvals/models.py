@@ -155,6 +155,7 @@ class AccessRequest(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            models.Index(fields=["-created_at"]),
             models.Index(fields=["status", "approval_deadline"]),
             models.Index(fields=["status", "expires_at"]),
             models.Index(fields=["ticket"]),
@@ -194,6 +195,7 @@ class AccessRequest(models.Model):
             "ticket": self.ticket,
             "justification": self.justification,
             "duration_minutes": self.duration_minutes,
+            "is_drill": self.is_drill,
             "created_at": self.created_at.isoformat(),
         }
         encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -666,3 +668,28 @@ class NotificationDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel}:{self.event} -> {self.target}"
+
+
+class Drill(models.Model):
+    """One end-to-end rehearsal of the break-glass procedure, with its timings."""
+
+    profile = models.ForeignKey(AccessProfile, on_delete=models.PROTECT, related_name="drills")
+    request = models.OneToOneField(
+        AccessRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="drill"
+    )
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    passed = models.BooleanField(default=False)
+    failure = models.TextField(blank=True)
+    time_to_approve_ms = models.PositiveIntegerField(null=True, blank=True)
+    time_to_access_ms = models.PositiveIntegerField(null=True, blank=True)
+    time_to_revoke_ms = models.PositiveIntegerField(null=True, blank=True)
+    time_to_refused_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Revoke click until AWS refused the credentials."
+    )
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"drill of {self.profile} at {self.started_at:%Y-%m-%d %H:%M}"

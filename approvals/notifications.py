@@ -1,11 +1,220 @@
-"""Where the portal tells people things. The notifications issue adds email and chat channels;
-until then every notice goes to the log (never with a secret in it)."""
+"""Where the portal tells people things: email (Django's email backend) and Slack-compatible chat
+webhooks, per access profile, plus a global security channel.
 
+A notice is stored first (one NotificationDelivery per channel and address), then sent by a
+Celery task with retries, so a channel that is down never blocks the workflow or the other
+channels, and every attempt is visible. Notices never carry a secret; a chat webhook URL is a
+secret itself, so deliveries name the channel ("security", "profile:<slug>"), not the URL.
+"""
+
+import json
 import logging
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from functools import partial
 
-from approvals.models import AccessRequest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import EmailMessage, get_connection
+from django.db import transaction
+from django.utils import timezone
+
+from approvals.models import AccessProfile, AccessRequest, NotificationDelivery, SecurityAlarm
 
 logger = logging.getLogger("approvals.notifications")
+
+EMAIL = "email"
+CHAT = "chat"
+SECURITY_CHAT = "security"
+_PROFILE_CHAT_PREFIX = "profile:"
+
+# What the requester and approvers hear about, by the status a request reached.
+REQUEST_EVENTS = {
+    "approved": "approved; access is being activated",
+    "active": "active: the break-glass role can be assumed now",
+    "revoked": "revoked: access has ended",
+    "failed": "failed to activate",
+}
+
+
+class DeliveryFailed(Exception):
+    """One attempt to one channel failed; the task retries it."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    event: str
+    subject: str
+    body: str
+    emails: tuple[str, ...] = ()
+    chats: tuple[str, ...] = ()  # "security" or "profile:<slug>"
+    access_request: AccessRequest | None = None
+    alarm: SecurityAlarm | None = None
+
+
+def request_link(access_request: AccessRequest) -> str:
+    return f"{settings.PUBLIC_URL.rstrip('/')}/requests/{access_request.pk}/"
+
+
+def _split_emails(text: str) -> list[str]:
+    return [item.strip() for item in text.replace(";", ",").split(",") if item.strip()]
+
+
+def _approver_emails(profile: AccessProfile) -> list[str]:
+    return list(
+        get_user_model()
+        .objects.filter(groups=profile.approver_group_id, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+
+
+def _requester_emails(access_request: AccessRequest) -> list[str]:
+    requester = access_request.requester
+    return [requester.email] if requester is not None and requester.email else []
+
+
+def _profile_chats(profile: AccessProfile) -> list[str]:
+    return [f"{_PROFILE_CHAT_PREFIX}{profile.slug}"] if profile.chat_webhook_url else []
+
+
+def _security_emails() -> list[str]:
+    return list(settings.SECURITY_EMAILS)
+
+
+def _security_chats() -> list[str]:
+    return [SECURITY_CHAT] if settings.SECURITY_CHAT_WEBHOOK_URL else []
+
+
+def _unique(items) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(item.lower() if "@" in item else item for item in items))
+
+
+def notify(notice: Notice) -> list[NotificationDelivery]:
+    """Store one delivery per channel and queue its sending once the caller's transaction
+    commits (ids only in the message)."""
+    rows = [
+        NotificationDelivery(
+            channel=channel,
+            target=target,
+            event=notice.event,
+            subject=notice.subject[:300],
+            body=notice.body,
+            request=notice.access_request,
+            alarm=notice.alarm,
+        )
+        for channel, targets in ((EMAIL, _unique(notice.emails)), (CHAT, _unique(notice.chats)))
+        for target in targets
+    ]
+    if not rows:
+        return []
+    deliveries = NotificationDelivery.objects.bulk_create(rows)
+    ids = [delivery.pk for delivery in deliveries]
+    transaction.on_commit(partial(_enqueue, ids), robust=True)
+    return deliveries
+
+
+def _enqueue(delivery_ids: list[int]) -> None:
+    from portal.celery import app
+
+    for delivery_id in delivery_ids:
+        try:
+            app.send_task("approvals.notification_send", args=[delivery_id])
+        except Exception:
+            # The broker is down: the delivery stays pending and visible; the workflow goes on.
+            logger.exception("could not queue notification %s", delivery_id)
+
+
+def notify_request_changed(*, access_request_id, event: str) -> None:
+    """Notices for a request's new state ("opened" or a status), stored in the caller's
+    transaction and sent only once it commits; nothing is queued when nobody is to be told."""
+    if event not in REQUEST_EVENTS and event != "opened":
+        return
+    try:
+        # A savepoint: a notice that cannot be built must never undo the workflow's change.
+        with transaction.atomic():
+            notify_request_event(access_request_id=access_request_id, event=event)
+    except Exception:
+        logger.exception("notices for request %s (%s) not stored", access_request_id, event)
+
+
+def notify_request_event(*, access_request_id, event: str) -> list[NotificationDelivery]:
+    access_request = (
+        AccessRequest.objects.select_related("profile", "requester")
+        .filter(pk=access_request_id)
+        .first()
+    )
+    if access_request is None:
+        return []
+    profile = access_request.profile
+    header = (
+        f"Request: {access_request.ticket} for {profile.name} ({profile.slug}), "
+        f"account {profile.account_id}\n"
+        f"Requester: {access_request.requester_name}\n"
+        f"Duration: {access_request.duration_minutes} minutes\n"
+        f"Justification: {access_request.justification}\n"
+        f"Link: {request_link(access_request)}\n"
+    )
+    if event == "opened":
+        notice = Notice(
+            event="request.opened",
+            subject=f"[break-glass] {access_request.ticket}: approval needed for {profile.slug}",
+            body=(
+                f"{access_request.requester_name} asks for break-glass access. Two approvers "
+                f"must sign with a fresh TOTP code before "
+                f"{access_request.approval_deadline:%Y-%m-%d %H:%M} UTC.\n\n{header}"
+            ),
+            emails=(*_approver_emails(profile), *_split_emails(profile.notify_emails)),
+            chats=tuple(_profile_chats(profile)),
+            access_request=access_request,
+        )
+    else:
+        detail = ""
+        if event == "failed" and access_request.failure_reason:
+            detail = f"Reason: {access_request.failure_reason}\n"
+        if event == "active" and access_request.expires_at:
+            detail = f"Access ends at {access_request.expires_at:%Y-%m-%d %H:%M:%S} UTC\n"
+        notice = Notice(
+            event=f"request.{event}",
+            subject=f"[break-glass] {access_request.ticket} {REQUEST_EVENTS[event].split(':')[0]}",
+            body=f"The request is {REQUEST_EVENTS[event]}.\n{detail}\n{header}",
+            emails=(
+                *_requester_emails(access_request),
+                *_approver_emails(profile),
+                *_split_emails(profile.notify_emails),
+            ),
+            chats=tuple(_profile_chats(profile)),
+            access_request=access_request,
+        )
+    return notify(notice)
+
+
+def notify_alarm(*, alarm: SecurityAlarm) -> list[NotificationDelivery]:
+    """Alarms go to the security channel always, and to the profile's own channels."""
+    profile = alarm.profile
+    lines = [f"Security alarm ({alarm.kind}): {alarm.title}", f"Opened: {alarm.opened_at:%c} UTC"]
+    if alarm.request_id:
+        lines.append(f"Request: {request_link(alarm.request)}")
+    lines += [f"{key}: {value}" for key, value in sorted(alarm.detail.items())]
+    lines.append(
+        f"Acknowledge it with a note at {settings.PUBLIC_URL.rstrip('/')}/ "
+        "(it stays open until a person does)."
+    )
+    return notify(
+        Notice(
+            event=f"alarm.{alarm.kind}",
+            subject=f"[break-glass ALARM] {alarm.title}",
+            body="\n".join(lines),
+            emails=(
+                *_security_emails(),
+                *(_split_emails(profile.notify_emails) if profile else []),
+            ),
+            chats=(*_security_chats(), *(_profile_chats(profile) if profile else [])),
+            access_request=alarm.request,
+            alarm=alarm,
+        )
+    )
 
 
 def notify_revocation_overdue(*, access_request: AccessRequest, overdue_seconds: int) -> None:
@@ -16,3 +225,125 @@ def notify_revocation_overdue(*, access_request: AccessRequest, overdue_seconds:
         overdue_seconds,
         access_request.status,
     )
+    profile = access_request.profile
+    notify(
+        Notice(
+            event="request.revocation_overdue",
+            subject=(
+                f"[break-glass ALARM] {access_request.ticket}: revocation overdue by "
+                f"{overdue_seconds} s"
+            ),
+            body=(
+                f"Access for {access_request.ticket} on {profile.slug} should have ended "
+                f"{overdue_seconds} s ago and is still {access_request.status}. The sweeper keeps "
+                "retrying; AWS itself refuses new sessions after the deadline.\n"
+                f"Link: {request_link(access_request)}\n"
+            ),
+            emails=(
+                *_security_emails(),
+                *_requester_emails(access_request),
+                *_approver_emails(profile),
+                *_split_emails(profile.notify_emails),
+            ),
+            chats=(*_security_chats(), *_profile_chats(profile)),
+            access_request=access_request,
+        )
+    )
+
+
+# --- Sending (the Celery task's side) ---------------------------------------------------------
+
+
+def notification_deliver(*, delivery_id: int, last_attempt: bool) -> None:
+    """One attempt at one delivery; raises DeliveryFailed so the task retries. Idempotent."""
+    with transaction.atomic():
+        delivery = (
+            NotificationDelivery.objects.select_for_update(skip_locked=True)
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None or delivery.status == "sent":
+            return
+        delivery.attempts += 1
+        try:
+            _send(delivery)
+        except DeliveryFailed as exc:
+            delivery.status = "failed" if last_attempt else "retrying"
+            delivery.last_error = str(exc)[:2000]
+            delivery.save(update_fields=["attempts", "status", "last_error"])
+            logger.warning(
+                "notification %s (%s to %s) attempt %s failed: %s",
+                delivery.pk,
+                delivery.channel,
+                delivery.target,
+                delivery.attempts,
+                exc,
+            )
+            failure = exc
+        else:
+            delivery.status = "sent"
+            delivery.delivered_at = timezone.now()
+            delivery.save(update_fields=["attempts", "status", "delivered_at"])
+            return
+    # Raised after the commit, so the attempt stays recorded.
+    raise failure
+
+
+def _send(delivery: NotificationDelivery) -> None:
+    if delivery.channel == EMAIL:
+        _send_email(delivery)
+    elif delivery.channel == CHAT:
+        _send_chat(delivery)
+    else:
+        raise DeliveryFailed(f"unknown channel {delivery.channel!r}")
+
+
+def _send_email(delivery: NotificationDelivery) -> None:
+    try:
+        connection = get_connection(fail_silently=False, timeout=settings.NOTIFY_TIMEOUT_SECONDS)
+        EmailMessage(
+            subject=delivery.subject,
+            body=delivery.body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[delivery.target],
+            connection=connection,
+        ).send()
+    except Exception as exc:  # smtplib, socket and backend errors alike
+        raise DeliveryFailed(f"email: {type(exc).__name__}: {exc}") from None
+
+
+def _chat_url(target: str) -> str:
+    if target == SECURITY_CHAT:
+        url = settings.SECURITY_CHAT_WEBHOOK_URL
+    elif target.startswith(_PROFILE_CHAT_PREFIX):
+        slug = target.removeprefix(_PROFILE_CHAT_PREFIX)
+        url = AccessProfile.objects.filter(slug=slug).values_list("chat_webhook_url", flat=True)
+        url = url.first()
+    else:
+        url = None
+    if not url:
+        raise DeliveryFailed(f"no chat webhook configured for {target}")
+    if not url.startswith(("https://", "http://")):
+        raise DeliveryFailed(f"chat webhook for {target} is not an http(s) URL")
+    return url
+
+
+def _send_chat(delivery: NotificationDelivery) -> None:
+    payload = json.dumps({"text": f"*{delivery.subject}*\n{delivery.body}"}).encode()
+    request = urllib.request.Request(  # noqa: S310 (scheme checked in _chat_url)
+        _chat_url(delivery.target),
+        data=payload,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(  # noqa: S310
+            request, timeout=settings.NOTIFY_TIMEOUT_SECONDS
+        ) as response:
+            response.read(1024)
+    except urllib.error.HTTPError as exc:
+        # Never echo the URL: for Slack it is the secret.
+        raise DeliveryFailed(f"chat webhook {delivery.target} answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DeliveryFailed(f"chat webhook {delivery.target} unreachable: {reason}") from None

@@ -1,10 +1,34 @@
 """Reads of the approvals domain."""
 
+from dataclasses import dataclass
+from datetime import date
+
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import Page, Paginator
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
 
 from approvals.errors import NotFound
-from approvals.models import AccessProfile, AccessRequest, TimelineEvent
+from approvals.models import (
+    AccessProfile,
+    AccessRequest,
+    AlarmStatus,
+    Approval,
+    BackupCode,
+    Decision,
+    Drill,
+    Heartbeat,
+    IssuedCredential,
+    SealedTOTPDevice,
+    SecurityAlarm,
+    Status,
+    TimelineEvent,
+    TimelineHead,
+)
+from approvals.timeline import SYSTEM_CHAIN
 
 
 def user_is_approver_for(*, user, profile: AccessProfile) -> bool:
@@ -24,3 +48,379 @@ def request_get(*, access_request_id) -> AccessRequest:
         return AccessRequest.objects.select_related("profile").get(pk=access_request_id)
     except (AccessRequest.DoesNotExist, ValueError, DjangoValidationError):
         raise NotFound(f"no request {access_request_id}") from None
+
+
+# --- Pages: who may see what, the dashboard, sign-in throttling ---------------------------------
+
+
+@dataclass(frozen=True)
+class ViewerScope:
+    """What one user may see, read once per page so later reads need no per-row queries."""
+
+    user_id: int
+    group_ids: frozenset[int]
+    is_auditor: bool
+
+    def is_approver_for(self, profile: AccessProfile) -> bool:
+        return profile.approver_group_id in self.group_ids
+
+
+def viewer_scope(*, user) -> ViewerScope:
+    groups = list(user.groups.values_list("id", "name")) if user.is_active else []
+    return ViewerScope(
+        user_id=user.pk,
+        group_ids=frozenset(group_id for group_id, _ in groups),
+        is_auditor=any(name == settings.AUDITORS_GROUP for _, name in groups),
+    )
+
+
+def requests_visible(*, scope: ViewerScope):
+    """Requests a user may see: their own, those of profiles they approve, all for auditors."""
+    requests = AccessRequest.objects.select_related("profile")
+    if scope.is_auditor:
+        return requests
+    return requests.filter(
+        Q(requester_id=scope.user_id) | Q(profile__approver_group_id__in=scope.group_ids)
+    )
+
+
+def request_visible_get(*, scope: ViewerScope, access_request_id) -> AccessRequest:
+    """The request if this user may see it; NotFound otherwise, so ids are not confirmed."""
+    try:
+        return requests_visible(scope=scope).get(pk=access_request_id)
+    except (AccessRequest.DoesNotExist, ValueError, DjangoValidationError):
+        raise NotFound(f"no request {access_request_id}") from None
+
+
+def signing_blocker(
+    *, scope: ViewerScope, access_request: AccessRequest, signed: bool, now=None
+) -> str | None:
+    """Why this user cannot sign this request now (None: they can); mirrors the service's rules."""
+    now = now or timezone.now()
+    if access_request.status != Status.PENDING:
+        return f"the request is {access_request.get_status_display().lower()}"
+    if now >= access_request.approval_deadline:
+        return "its approval deadline has passed"
+    if access_request.requester_id == scope.user_id:
+        return "this is your own request"
+    if not scope.is_approver_for(access_request.profile):
+        return f"you are not in the approver group of {access_request.profile.slug}"
+    if signed:
+        return "you have already signed it"
+    return None
+
+
+def profiles_for_request_form() -> list[AccessProfile]:
+    """Every profile with the usernames of who approves it (for the request form)."""
+    profiles = list(AccessProfile.objects.select_related("approver_group"))
+    members: dict[int, list[str]] = {}
+    user_model = get_user_model()
+    for group_id, username in (
+        user_model.objects.filter(
+            is_active=True, groups__in=[p.approver_group_id for p in profiles]
+        )
+        .order_by("username")
+        .values_list("groups", "username")
+    ):
+        members.setdefault(group_id, []).append(username)
+    for profile in profiles:
+        profile.approver_names = members.get(profile.approver_group_id, [])
+    return profiles
+
+
+@dataclass(frozen=True)
+class RequestPage:
+    access_request: AccessRequest
+    signatures: list[Approval]
+    approvals_given: int
+    can_still_approve: list[str]
+    signing_blocker: str | None
+    may_cancel: bool
+    may_revoke: bool
+    may_see_credentials: bool
+    credentials_expire_at: object
+
+
+def request_page_get(*, scope: ViewerScope, access_request: AccessRequest) -> RequestPage:
+    signatures = list(access_request.approvals.all())
+    signed_ids = {s.approver_id for s in signatures}
+    approvals_given = sum(1 for s in signatures if s.decision == Decision.APPROVE)
+    can_still_approve: list[str] = []
+    if access_request.status == Status.PENDING:
+        can_still_approve = list(
+            get_user_model()
+            .objects.filter(is_active=True, groups=access_request.profile.approver_group_id)
+            .exclude(pk__in=[*signed_ids, access_request.requester_id])
+            .order_by("username")
+            .values_list("username", flat=True)
+        )
+    is_requester = access_request.requester_id == scope.user_id
+    active = access_request.status == Status.ACTIVE
+    credential = None
+    if active and is_requester:
+        credential = IssuedCredential.objects.filter(
+            request=access_request, wiped_at__isnull=True
+        ).first()
+    return RequestPage(
+        access_request=access_request,
+        signatures=signatures,
+        approvals_given=approvals_given,
+        can_still_approve=can_still_approve,
+        signing_blocker=signing_blocker(
+            scope=scope, access_request=access_request, signed=scope.user_id in signed_ids
+        ),
+        may_cancel=is_requester and access_request.status == Status.PENDING,
+        may_revoke=active and (is_requester or scope.is_approver_for(access_request.profile)),
+        may_see_credentials=credential is not None,
+        credentials_expire_at=credential.expiration if credential else None,
+    )
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    status: str = ""
+    profile: str = ""
+    requester: str = ""
+    ticket: str = ""
+    since: date | None = None
+    until: date | None = None
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    scope: ViewerScope
+    alarms: list[SecurityAlarm]
+    pending: list[AccessRequest]  # each with .signing_blocker and .approvals_given
+    active: list[AccessRequest]
+    history: Page
+
+
+IN_FLIGHT = (Status.APPROVED, Status.ACTIVATING, Status.ACTIVE, Status.REVOKING)
+DASHBOARD_SECTION_LIMIT = 100
+
+
+def dashboard_get(
+    *, user, filters: HistoryFilters, page_number: int | str = 1, per_page: int = 25
+) -> Dashboard:
+    """The approver dashboard in a fixed number of queries, whatever the amount of data."""
+    scope = viewer_scope(user=user)
+    visible = requests_visible(scope=scope)
+    now = timezone.now()
+
+    pending = list(
+        visible.filter(status=Status.PENDING, approval_deadline__gt=now)
+        .annotate(
+            approvals_given=Count("approvals", filter=Q(approvals__decision=Decision.APPROVE)),
+            signed_by_me=Exists(
+                Approval.objects.filter(request=OuterRef("pk"), approver_id=scope.user_id)
+            ),
+        )
+        .order_by("created_at")[:DASHBOARD_SECTION_LIMIT]
+    )
+    for access_request in pending:
+        access_request.signing_blocker = signing_blocker(
+            scope=scope,
+            access_request=access_request,
+            signed=access_request.signed_by_me,
+            now=now,
+        )
+    # Mine to sign first (oldest first, as the list already is), then the ones I cannot sign.
+    pending.sort(key=lambda r: r.signing_blocker is not None)
+
+    active = list(visible.filter(status__in=IN_FLIGHT).order_by("expires_at", "created_at")[:100])
+
+    history = visible.order_by("-created_at")
+    if filters.status:
+        history = history.filter(status=filters.status)
+    if filters.profile:
+        history = history.filter(profile__slug=filters.profile)
+    if filters.requester:
+        history = history.filter(requester_name__iexact=filters.requester)
+    if filters.ticket:
+        history = history.filter(ticket__iexact=filters.ticket)
+    if filters.since:
+        history = history.filter(created_at__date__gte=filters.since)
+    if filters.until:
+        history = history.filter(created_at__date__lte=filters.until)
+
+    alarms: list[SecurityAlarm] = []
+    if scope.is_auditor or scope.group_ids:
+        alarm_scope = SecurityAlarm.objects.filter(status=AlarmStatus.OPEN)
+        if not scope.is_auditor:
+            alarm_scope = alarm_scope.filter(
+                Q(profile__isnull=True) | Q(profile__approver_group_id__in=scope.group_ids)
+            )
+        alarms = list(alarm_scope.select_related("profile").order_by("-opened_at")[:20])
+
+    return Dashboard(
+        scope=scope,
+        alarms=alarms,
+        pending=pending,
+        active=active,
+        history=Paginator(history, per_page).get_page(page_number),
+    )
+
+
+def signin_failures_recent(*, username: str, ip: str | None, since) -> tuple[int, int]:
+    """Failed sign-ins since `since` for this username and from this address (system chain)."""
+    recent = TimelineEvent.objects.filter(
+        chain=SYSTEM_CHAIN, code="approvals.signin.failed", created_at__gte=since
+    )
+    by_user = recent.filter(detail__username=username.lower()).count()
+    by_ip = recent.filter(source_ip=ip).count() if ip else 0
+    return by_user, by_ip
+
+
+def user_has_confirmed_device(*, user) -> bool:
+    return SealedTOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def backup_codes_unused(*, user) -> int:
+    return BackupCode.objects.filter(user=user, used_at__isnull=True).count()
+
+
+def profiles_all() -> list[AccessProfile]:
+    return list(AccessProfile.objects.only("slug", "name"))
+
+
+# --- API: callers, lists, timelines, alarms, health -------------------------------------------
+
+
+def requests_visible_to_integration(*, integration_name: str):
+    """An integration sees exactly the requests it opened."""
+    if not integration_name:
+        return AccessRequest.objects.none()
+    return AccessRequest.objects.select_related("profile").filter(opened_by=integration_name)
+
+
+def requests_filtered(
+    requests,
+    *,
+    status: str | None = None,
+    profile: str | None = None,
+    requester: str | None = None,
+    ticket: str | None = None,
+):
+    if status:
+        requests = requests.filter(status=status)
+    if profile:
+        requests = requests.filter(profile__slug=profile)
+    if requester:
+        requests = requests.filter(requester_name=requester)
+    if ticket:
+        requests = requests.filter(ticket=ticket)
+    return requests.prefetch_related("approvals")
+
+
+@dataclass(frozen=True)
+class VerifiableTimeline:
+    chain: str
+    head_sequence: int
+    head_hash: str
+    events: list[TimelineEvent]
+
+
+def request_timeline_verifiable(*, access_request: AccessRequest) -> VerifiableTimeline:
+    """The request's chain up to its head, so a reader can check nothing is missing at the end."""
+    chain = f"request:{access_request.pk}"
+    head = TimelineHead.objects.filter(chain=chain).first()
+    if head is None:
+        return VerifiableTimeline(chain, 0, "0" * 64, [])
+    # Events appended after the head was read are left out, so head and events always agree.
+    events = list(
+        TimelineEvent.objects.filter(chain=chain, sequence__lte=head.sequence).order_by("sequence")
+    )
+    return VerifiableTimeline(chain, head.sequence, head.hash, events)
+
+
+def user_may_handle_alarms(*, user) -> bool:
+    """Approvers of any profile and auditors see and acknowledge security alarms."""
+    if not user.is_active:
+        return False
+    return (
+        user_is_auditor(user=user)
+        or user.groups.filter(pk__in=AccessProfile.objects.values("approver_group_id")).exists()
+    )
+
+
+def alarms_list(*, status: str | None = None):
+    alarms = SecurityAlarm.objects.select_related("profile").order_by("-opened_at", "-pk")
+    return alarms.filter(status=status) if status else alarms
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    name: str
+    ok: bool
+    age_seconds: float | None = None
+    reason: str = ""
+
+
+def health_check(*, now=None) -> list[ComponentHealth]:
+    """Database, broker, worker, sweeper and watcher: alive, and how long ago each was seen."""
+    from kombu import Connection
+
+    now = now or timezone.now()
+    components: list[ComponentHealth] = []
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        components.append(ComponentHealth("database", True, 0.0))
+        database_up = True
+    except Exception as exc:
+        components.append(ComponentHealth("database", False, None, f"database unreachable: {exc}"))
+        database_up = False
+    try:
+        with Connection(
+            settings.CELERY_BROKER_URL,
+            transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+            connect_timeout=2,
+        ) as broker:
+            broker.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+        components.append(ComponentHealth("broker", True, 0.0))
+    except Exception as exc:
+        components.append(ComponentHealth("broker", False, None, f"broker unreachable: {exc}"))
+    seen = dict(Heartbeat.objects.values_list("component", "seen_at")) if database_up else {}
+    limits = {
+        "worker": settings.HEALTH_STALE_SECONDS,
+        "sweeper": settings.HEALTH_STALE_SECONDS,
+        "watcher": settings.WATCH_STALE_SECONDS,
+    }
+    for component, limit in limits.items():
+        seen_at = seen.get(component)
+        if not database_up:
+            components.append(ComponentHealth(component, False, None, "unknown: database down"))
+        elif seen_at is None:
+            components.append(ComponentHealth(component, False, None, f"{component} never seen"))
+        else:
+            age = round((now - seen_at).total_seconds(), 3)
+            stale = age > limit
+            reason = f"{component} last seen {age:.0f} s ago (limit {limit} s)" if stale else ""
+            components.append(ComponentHealth(component, not stale, age, reason))
+    return components
+
+
+# --- Watching the glass ---------------------------------------------------------------------
+
+
+def watcher_last_poll():
+    """When the watcher last read every watch queue (None: never)."""
+    from approvals.models import Heartbeat
+
+    return Heartbeat.objects.filter(component="watcher").values_list("seen_at", flat=True).first()
+
+
+def watcher_is_stale(*, now) -> bool:
+    """For /healthz: the watcher has not completed a poll within WATCH_STALE_SECONDS."""
+    from datetime import timedelta
+
+    seen = watcher_last_poll()
+    return seen is None or now - seen >= timedelta(seconds=settings.WATCH_STALE_SECONDS)
+
+
+def user_by_username(*, username: str):
+    return get_user_model().objects.filter(username=username).first()
+
+
+def drills_recent(*, limit: int = 50) -> list[Drill]:
+    return list(Drill.objects.select_related("profile")[:limit])

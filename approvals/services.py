@@ -24,9 +24,9 @@ from django_otp import verify_token
 
 from approvals import selectors
 from approvals.errors import (
+    IdempotencyConflict,
     NotAllowed,
     NotFound,
-    PortalError,
     RequestInvalid,
     SignatureRefused,
     StaleTransition,
@@ -51,10 +51,11 @@ from approvals.models import (
     SecurityAlarm,
     Status,
 )
-from approvals.notifications import notify_after_commit, notify_revocation_overdue
+from approvals.notifications import notify_request_changed, notify_revocation_overdue
 from approvals.sealing import seal, unseal
 from approvals.timeline import SYSTEM_SOURCE, EventSource, timeline_append
 from approvals.transitions import request_transition
+from approvals.webhooks import webhooks_request_changed
 from awsaccess import runtime
 from awsaccess.engine import GrantExpiredError
 from awsaccess.errors import AwsError, PermanentAwsError, TransientAwsError
@@ -73,6 +74,7 @@ def request_open(
     justification: str,
     duration_minutes: int,
     opened_by: str = "",
+    is_drill: bool = False,
     actor=None,
     source: EventSource = SYSTEM_SOURCE,
 ) -> AccessRequest:
@@ -123,11 +125,12 @@ def request_open(
             ticket=ticket,
             justification=justification,
             duration_minutes=duration_minutes,
+            is_drill=is_drill,
             created_at=now,
             approval_deadline=now + timedelta(minutes=settings.APPROVAL_TIMEOUT_MINUTES),
         )
         access_request.save()
-        timeline_append(
+        opened = timeline_append(
             access_request=access_request,
             code="approvals.request.opened",
             actor=actor or requester,
@@ -137,13 +140,20 @@ def request_open(
                 "requester": requester.get_username(),
                 "opened_by": opened_by,
                 "duration_minutes": duration_minutes,
+                "is_drill": is_drill,
                 "justification": justification,
                 "approval_deadline": access_request.approval_deadline.isoformat(),
                 "content_digest": access_request.content_digest(),
             },
             source=source,
         )
-        notify_after_commit(access_request_id=access_request.pk, event="opened")
+        webhooks_request_changed(
+            access_request=access_request,
+            from_status=None,
+            changes={"status": Status.PENDING},
+            timeline_event=opened,
+        )
+        notify_request_changed(access_request_id=access_request.pk, event="opened")
     return access_request
 
 
@@ -1074,7 +1084,8 @@ def integration_key_create(
         )
     if expires_at is not None and expires_at <= timezone.now():
         raise RequestInvalid(
-            "The expiry is in the past.", fields={"expires_at": ["expires_at must be in the future"]}
+            "The expiry is in the past.",
+            fields={"expires_at": ["expires_at must be in the future"]},
         )
     key = f"{INTEGRATION_KEY_PREFIX}{secrets.token_urlsafe(32)}"
     with transaction.atomic():
@@ -1096,7 +1107,9 @@ def integration_key_create(
 
 def integration_key_revoke(*, integration_key_id: int, actor=None) -> IntegrationKey:
     with transaction.atomic():
-        integration = IntegrationKey.objects.select_for_update().filter(pk=integration_key_id).first()
+        integration = (
+            IntegrationKey.objects.select_for_update().filter(pk=integration_key_id).first()
+        )
         if integration is None:
             raise NotFound(f"no integration key {integration_key_id}")
         if integration.revoked_at is None:
@@ -1160,13 +1173,11 @@ def integration_key_authenticate(*, key: str) -> IntegrationKey:
     if found.revoked_at is not None:
         raise NotAllowed(f"integration key of {found.name} was revoked")
     if found.expires_at is not None and found.expires_at <= now:
-        raise NotAllowed(f"integration key of {found.name} expired at {found.expires_at:%Y-%m-%d %H:%M} UTC")
+        raise NotAllowed(
+            f"integration key of {found.name} expired at {found.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
     _touch_last_used(IntegrationKey, found, now)
     return found
-
-
-class IdempotencyConflict(PortalError):
-    code = "idempotency_conflict"
 
 
 @dataclass(frozen=True)
@@ -1191,7 +1202,9 @@ def idempotency_run(
     if not IDEMPOTENCY_KEY_PATTERN.match(key or ""):
         raise RequestInvalid(
             "The Idempotency-Key header is not valid.",
-            fields={"Idempotency-Key": ["Idempotency-Key must be 1-200 printable ASCII characters"]},
+            fields={
+                "Idempotency-Key": ["Idempotency-Key must be 1-200 printable ASCII characters"]
+            },
         )
     body_hash = hashlib.sha256(
         json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
@@ -1244,9 +1257,7 @@ def alarm_acknowledge(
         if alarm is None:
             raise NotFound(f"no alarm {alarm_id}")
         if alarm.status != AlarmStatus.OPEN:
-            raise NotAllowed(
-                f"the alarm was already acknowledged by {alarm.acknowledged_by_name}"
-            )
+            raise NotAllowed(f"the alarm was already acknowledged by {alarm.acknowledged_by_name}")
         refusal = otp_check(user=user, otp_code=otp_code)
         detail = {"alarm": alarm.pk, "kind": alarm.kind, "title": alarm.title}
         if refusal is not None:

@@ -3,7 +3,7 @@
 import json
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from approvals.models import AccessRequest, TimelineEvent, TimelineHead, event_hash
@@ -73,14 +73,10 @@ def timeline_append(
     clean_detail = scrub(detail or {})
     user_agent = (source.user_agent or "")[:300]
     with transaction.atomic():
-        TimelineHead.objects.bulk_create(
-            [TimelineHead(chain=chain, sequence=0, hash=GENESIS_HASH)], ignore_conflicts=True
-        )
-        # Locking the head serialises appends to one chain, so sequences never collide.
-        head = TimelineHead.objects.select_for_update().get(chain=chain)
+        head_sequence, head_hash = _head_lock(chain)
         event = TimelineEvent(
             chain=chain,
-            sequence=head.sequence + 1,
+            sequence=head_sequence + 1,
             request=access_request,
             created_at=timezone.now(),
             actor=actor,
@@ -90,7 +86,7 @@ def timeline_append(
             detail=clean_detail,
             source_ip=source.ip,
             user_agent=user_agent,
-            prev_hash=head.hash,
+            prev_hash=head_hash,
         )
         event.hash = event_hash(
             chain=chain,
@@ -107,6 +103,26 @@ def timeline_append(
         event.save()
         TimelineHead.objects.filter(chain=chain).update(sequence=event.sequence, hash=event.hash)
     return event
+
+
+# The table name comes from our own model, never from input.
+_HEAD_LOCK_SQL = (
+    f"INSERT INTO {TimelineHead._meta.db_table} (chain, sequence, hash) "  # noqa: S608
+    "VALUES (%s, 0, %s) ON CONFLICT (chain) DO UPDATE SET chain = EXCLUDED.chain "
+    "RETURNING sequence, hash"
+)
+
+
+def _head_lock(chain: str) -> tuple[int, str]:
+    """Create the chain's head if new, lock it and read it, in one statement.
+
+    The row lock (taken by the upsert on PostgreSQL, by the write lock on SQLite) serialises
+    appends to one chain until the transaction ends, so sequences never collide.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_HEAD_LOCK_SQL, [chain, GENESIS_HASH])
+        sequence, digest = cursor.fetchone()
+    return sequence, digest
 
 
 @dataclass(frozen=True)

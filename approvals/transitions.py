@@ -5,7 +5,9 @@ from django.utils import timezone
 
 from approvals.errors import IllegalTransition, StaleTransition
 from approvals.models import AccessRequest, Status
+from approvals.notifications import notify_request_changed
 from approvals.timeline import SYSTEM_SOURCE, EventSource, timeline_append
+from approvals.webhooks import webhooks_request_changed
 
 ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.PENDING: frozenset(
@@ -72,7 +74,7 @@ def request_transition(
             raise StaleTransition(
                 f"Request {access_request.pk} is no longer {from_status}; someone else acted first."
             )
-        timeline_append(
+        event = timeline_append(
             access_request=access_request,
             code=code,
             actor=actor,
@@ -80,6 +82,14 @@ def request_transition(
             detail={"from": from_status.value, "to": to_status.value, **(detail or {})},
             source=source,
         )
+        webhooks_request_changed(
+            access_request=access_request,
+            from_status=from_status,
+            changes={"status": to_status, "status_changed_at": now, **extra},
+            timeline_event=event,
+            finished=not ALLOWED_TRANSITIONS[to_status],
+        )
+        notify_request_changed(access_request_id=access_request.pk, event=to_status.value)
     for name, value in {"status": to_status, "status_changed_at": now, **extra}.items():
         setattr(access_request, name, value)
     return access_request

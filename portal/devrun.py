@@ -77,6 +77,7 @@ def main() -> int:
             env,
         )  # fmt: skip
         run_step(["manage.py", "migrate", "--no-input", "-v", "0"], env)
+        run_step(["manage.py", "createcachetable"], env)  # throttle counters without Redis
         run_step(["manage.py", "seed_demo"], env)
         run_step(["manage.py", "provision_profile", "sandbox"], env)
         start("web on http://" + WEB_ADDRESS, ["manage.py", "runserver", WEB_ADDRESS, "--noreload"])

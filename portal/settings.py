@@ -68,7 +68,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -121,6 +123,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = DEBUG  # development serves straight from static/, no collectstatic
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Sessions end after this much inactivity (every request pushes the expiry forward).
 SESSION_IDLE_MINUTES = env_int("BREAKGLASS_SESSION_IDLE_MINUTES", 30, minimum=1)
@@ -129,6 +134,10 @@ SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 LOGIN_URL = "login"
+# Failed sign-ins per username in the window before further attempts are refused (an address
+# gets four times as many, so one office behind NAT is not locked out by one person).
+SIGNIN_MAX_FAILURES = env_int("BREAKGLASS_SIGNIN_MAX_FAILURES", 5, minimum=1)
+SIGNIN_FAILURE_WINDOW_MINUTES = env_int("BREAKGLASS_SIGNIN_FAILURE_WINDOW_MINUTES", 15, minimum=1)
 PUBLIC_URL = env_str("BREAKGLASS_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # --- Celery -------------------------------------------------------------------------------
@@ -136,12 +145,13 @@ _celery_dir = VAR_DIR / "celery"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL == "filesystem://":
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (_celery_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_celery_dir / "queue"),
         "data_folder_out": str(_celery_dir / "queue"),
         "processed_folder": str(_celery_dir / "processed"),
+        "control_folder": str(_celery_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -192,9 +202,195 @@ AWS_PROPAGATION_TIMEOUT_SECONDS = env_int(
 AWS_CONNECT_TIMEOUT_SECONDS = env_int("BREAKGLASS_AWS_CONNECT_TIMEOUT_SECONDS", 3, minimum=1)
 AWS_READ_TIMEOUT_SECONDS = env_int("BREAKGLASS_AWS_READ_TIMEOUT_SECONDS", 10, minimum=1)
 
+# --- REST API, webhooks, health -------------------------------------------------------------
+_RATE_PERIODS = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
+
+
+def _env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate such as 120/min; anything else stops start-up."""
+    value = env_str(name, default) or default
+    count, _, period = value.partition("/")
+    if not (count.isdigit() and int(count) > 0 and period in _RATE_PERIODS):
+        raise ImproperlyConfiguredEnv(
+            f"{name} must look like 120/min (a count, then /s, /min, /hour or /day), not {value!r}"
+        )
+    return value
+
+
+# Throttles count per personal token, per integration key and per browser-session user.
+API_THROTTLE_RATES = {
+    "token": _env_rate("BREAKGLASS_API_TOKEN_RATE", "120/min"),
+    "integration": _env_rate("BREAKGLASS_API_INTEGRATION_RATE", "600/min"),
+    "session": _env_rate("BREAKGLASS_API_SESSION_RATE", "120/min"),
+}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "approvals.api.authentication.BearerAuthentication",
+        "approvals.api.authentication.VerifiedSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["approvals.api.throttling.CallerRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "approvals.api.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Break-glass portal API",
+    "DESCRIPTION": (
+        "Open, follow and audit break-glass requests from ticketing and incident tools. "
+        "Authenticate with `Authorization: Bearer bgp_…` (personal token) or `bgi_…` "
+        "(integration key). Approving, rejecting, revoking and reading credentials also need "
+        "the person's current TOTP code in the body."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Throttle counters must be shared by every web process: Redis (BREAKGLASS_CACHE_URL, else the
+# broker when it is Redis), otherwise the database table made by `manage.py createcachetable`.
+CACHE_URL = env_str("BREAKGLASS_CACHE_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "db://"
+)
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "breakglass-cache",
+        }
+    }
+elif CACHE_URL == "db://":
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "breakglass_cache",
+        }
+    }
+else:
+    raise ImproperlyConfiguredEnv(
+        f"BREAKGLASS_CACHE_URL must be redis://…, rediss://… or db://, not {CACHE_URL!r}"
+    )
+
+WEBHOOK_TIMEOUT_SECONDS = env_int("BREAKGLASS_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+# Retries wait BACKOFF, then twice as long each time (at most 10 min apart), until
+# RETRY_SECONDS after the event.
+WEBHOOK_BACKOFF_SECONDS = env_int("BREAKGLASS_WEBHOOK_BACKOFF_SECONDS", 10, minimum=1)
+WEBHOOK_RETRY_SECONDS = env_int("BREAKGLASS_WEBHOOK_RETRY_SECONDS", 6 * 3600, minimum=1)
+
+# /healthz calls a component dead when its heartbeat is older than this.
+WORKER_HEARTBEAT_SECONDS = env_int("BREAKGLASS_WORKER_HEARTBEAT_SECONDS", 15, minimum=1)
+HEALTH_STALE_SECONDS = env_int("BREAKGLASS_HEALTH_STALE_SECONDS", 60, minimum=1)
+CELERY_BEAT_SCHEDULE["worker-heartbeat"] = {
+    "task": "approvals.worker_heartbeat",
+    "schedule": float(WORKER_HEARTBEAT_SECONDS),
+    "options": {"expires": float(WORKER_HEARTBEAT_SECONDS)},
+}
+
+# --- Watching the glass -----------------------------------------------------------------------
+# The watcher long-polls every profile's watch queue for WAIT seconds, every INTERVAL seconds;
+# the sweeper raises an alarm when no complete poll happened for STALE seconds.
+WATCH_INTERVAL_SECONDS = env_int("BREAKGLASS_WATCH_INTERVAL_SECONDS", 2, minimum=1)
+WATCH_WAIT_SECONDS = env_int("BREAKGLASS_WATCH_WAIT_SECONDS", 1, minimum=0)
+if WATCH_WAIT_SECONDS > 20:
+    raise ImproperlyConfiguredEnv("BREAKGLASS_WATCH_WAIT_SECONDS must be at most 20 (SQS limit)")
+WATCH_VISIBILITY_TIMEOUT_SECONDS = env_int(
+    "BREAKGLASS_WATCH_VISIBILITY_TIMEOUT_SECONDS", 30, minimum=5
+)
+WATCH_STALE_SECONDS = env_int("BREAKGLASS_WATCH_STALE_SECONDS", 60, minimum=5)
+GUARD_INTERVAL_SECONDS = env_int("BREAKGLASS_GUARD_INTERVAL_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["watch-poll"] = {
+    "task": "approvals.watch_poll",
+    "schedule": float(WATCH_INTERVAL_SECONDS),
+    # A poll that waited in the queue longer than one interval is superseded by the next.
+    "options": {"expires": float(WATCH_INTERVAL_SECONDS)},
+}
+CELERY_BEAT_SCHEDULE["guard-check"] = {
+    "task": "approvals.guard_check",
+    "schedule": float(GUARD_INTERVAL_SECONDS),
+    "options": {"expires": float(GUARD_INTERVAL_SECONDS)},
+}
+
+# --- Notifications ----------------------------------------------------------------------------
+# Alarms always go to the security channel; per-profile channels are set on the access profile.
+SECURITY_EMAILS = env_list("BREAKGLASS_SECURITY_EMAILS", [])
+SECURITY_CHAT_WEBHOOK_URL = env_str("BREAKGLASS_SECURITY_CHAT_WEBHOOK_URL", "")
+if SECURITY_CHAT_WEBHOOK_URL and not SECURITY_CHAT_WEBHOOK_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfiguredEnv("BREAKGLASS_SECURITY_CHAT_WEBHOOK_URL must be an http(s) URL")
+NOTIFY_TIMEOUT_SECONDS = env_int("BREAKGLASS_NOTIFY_TIMEOUT_SECONDS", 10, minimum=1)
+NOTIFY_MAX_ATTEMPTS = env_int("BREAKGLASS_NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
+# Retries wait RETRY seconds, then twice as long each time (at most 10 min apart).
+NOTIFY_RETRY_SECONDS = env_int("BREAKGLASS_NOTIFY_RETRY_SECONDS", 10, minimum=1)
+
+# SMTP in production; development writes each email as a file under var/mail/.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.filebased.EmailBackend",
+)
+EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfiguredEnv("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "break-glass@localhost")
+
+# Prometheus scrapes /metrics with this bearer token; unset = /metrics answers 404.
+METRICS_TOKEN = env_str("BREAKGLASS_METRICS_TOKEN")
+
+LOG_FORMAT = env_str("BREAKGLASS_LOG_FORMAT", "json" if PRODUCTION else "text")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfiguredEnv(f"BREAKGLASS_LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "portal.observability.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "portal.observability.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("BREAKGLASS_LOG_LEVEL", "INFO")},
 }
+
+# --- Production hardening (python manage.py check --deploy is clean with these) ------------------
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if PRODUCTION:
+    # TLS ends at the proxy in front of gunicorn, which must set X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("BREAKGLASS_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("BREAKGLASS_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("BREAKGLASS_HSTS_PRELOAD", True)

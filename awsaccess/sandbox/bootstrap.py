@@ -68,7 +68,7 @@ def set_enforcement(endpoint_url: str, *, on: bool) -> None:
 
 def broker_policy(role_name: str, principal_name: str) -> dict:
     """Only what the running portal needs: grants on principals, denies on break-glass roles,
-    reading the watch queues and rules."""
+    reading the watch queues and rules, and the reads of the guard's integrity check."""
     iam = f"arn:aws:iam::{ACCOUNT_ID}"
     return {
         "Version": policies.VERSION,
@@ -82,6 +82,15 @@ def broker_policy(role_name: str, principal_name: str) -> dict:
                     "iam:GetUserPolicy",
                     "iam:ListUserPolicies",
                 ],
+                "Resource": sorted(
+                    {f"{iam}:user/{principal_name}", f"{iam}:user/breakglass-principal*"}
+                ),
+            },
+            {
+                # The guard checks that the principal holds nothing but grants.
+                "Sid": "ReadBreakGlassPrincipals",
+                "Effect": "Allow",
+                "Action": ["iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListGroupsForUser"],
                 "Resource": sorted(
                     {f"{iam}:user/{principal_name}", f"{iam}:user/breakglass-principal*"}
                 ),

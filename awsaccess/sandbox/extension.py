@@ -183,9 +183,31 @@ def _context(request: IAMRequestBase, principal_arn: str, kind: str, session: An
     return context
 
 
+def _body_param(request: IAMRequestBase, name: str) -> str | None:
+    """A parameter of a JSON-protocol request (EventBridge, SQS), or of a query request."""
+    value = _param(request._data, name)
+    if value is None and request._body:
+        try:
+            body = json.loads(request._body)
+        except (TypeError, ValueError):
+            return None
+        value = body.get(name) if isinstance(body, dict) else None
+    return None if value is None else str(value)
+
+
 def _resource(request: IAMRequestBase, resource: str) -> str:
-    """moto resolves resources for roles, S3 and SQS only; IAM users matter to the broker."""
-    if resource != "*" or not request._action.startswith("iam:"):
+    """moto resolves resources for roles, S3 and SQS queue URLs only; IAM users, queue names and
+    EventBridge rules matter to the broker's least-privilege policy."""
+    if resource != "*":
+        return resource
+    where = f"{request._region}:{request.account_id}"
+    if request._action == "sqs:GetQueueUrl":
+        name = _body_param(request, "QueueName")
+        return f"arn:aws:sqs:{where}:{name}" if name else resource
+    if request._action in ("events:DescribeRule", "events:ListTargetsByRule"):
+        name = _body_param(request, "Name") or _body_param(request, "Rule")
+        return f"arn:aws:events:{where}:rule/{name}" if name else resource
+    if not request._action.startswith("iam:"):
         return resource
     user_name = _param(request._data, "UserName")
     if user_name is not None:

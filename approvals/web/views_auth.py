@@ -1,0 +1,161 @@
+"""Sign-in (password, then TOTP or a backup code), TOTP enrolment, backup codes, sign-out."""
+
+import time
+
+import django_otp
+import qrcode
+import qrcode.image.svg
+from django.contrib.auth import login, logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from approvals import selectors, services
+from approvals.errors import PortalError
+from approvals.web.access import (
+    LAST_ACTIVITY_KEY,
+    PENDING_USER_KEY,
+    event_source,
+    no_store,
+    password_stage_required,
+    pending_signin_start,
+    safe_next,
+    second_factor_url,
+    verified_required,
+    with_page_headers,
+)
+from approvals.web.forms import EnrolForm, FreshCodeForm, SecondFactorForm, SignInForm
+
+
+def _signed_in(request: HttpRequest, device) -> HttpResponse:
+    user = request.pending_user
+    next_url = request.session.pop("portal_next", "")
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    django_otp.login(request, device)
+    request.session.pop(PENDING_USER_KEY, None)
+    request.session[LAST_ACTIVITY_KEY] = time.time()
+    return redirect(safe_next(request, next_url))
+
+
+@require_http_methods(["GET", "POST"])
+def signin(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated and request.user.is_verified():
+        return redirect("dashboard")
+    form = SignInForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.signin_password_check(
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password"],
+                source=event_source(request),
+            )
+        except PortalError as error:
+            form.add_error(None, error.message)
+        else:
+            pending_signin_start(request, user)
+            request.session["portal_next"] = safe_next(request, request.GET.get("next", ""))
+            return redirect(second_factor_url(user))
+    status = 400 if form.errors else 200
+    response = render(request, "auth/signin.html", {"form": form})
+    response.status_code = status
+    return with_page_headers(response)
+
+
+@require_http_methods(["GET", "POST"])
+@password_stage_required
+def signin_otp(request: HttpRequest) -> HttpResponse:
+    if not selectors.user_has_confirmed_device(user=request.pending_user):
+        return redirect("enrol")
+    form = SecondFactorForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            device = services.signin_otp_verify(
+                user=request.pending_user,
+                code=form.cleaned_data["code"],
+                source=event_source(request),
+            )
+        except PortalError as error:
+            form.add_error("code", error.message)
+        else:
+            return _signed_in(request, device)
+    response = render(request, "auth/otp.html", {"form": form, "who": request.pending_user})
+    if form.errors:
+        response.status_code = 400
+    return response
+
+
+def _qr_svg(data: str) -> str:
+    image = qrcode.make(
+        data,
+        image_factory=qrcode.image.svg.SvgPathImage,
+        box_size=10,
+        border=2,
+    )
+    return image.to_string(encoding="unicode")
+
+
+@require_http_methods(["GET", "POST"])
+@password_stage_required
+def enrol(request: HttpRequest) -> HttpResponse:
+    user = request.pending_user
+    try:
+        device = services.totp_enrolment_start(user=user)
+    except PortalError:
+        return redirect("login_otp")
+    form = EnrolForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            device = services.totp_enrolment_confirm(
+                user=user, otp_code=form.cleaned_data["code"], source=event_source(request)
+            )
+        except PortalError as error:
+            form.add_error("code", error.message)
+        else:
+            request.session["portal_next"] = "/account/"
+            return _signed_in(request, device)
+    uri = device.config_url
+    secret = uri.split("secret=", 1)[1].split("&", 1)[0]
+    response = render(
+        request,
+        "auth/enrol.html",
+        {
+            "form": form,
+            "who": user,
+            "qr_svg": _qr_svg(uri),
+            "secret_groups": [secret[i : i + 4] for i in range(0, len(secret), 4)],
+        },
+    )
+    if form.errors:
+        response.status_code = 400
+    return no_store(response)
+
+
+@require_POST
+def signout(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("login")
+
+
+@require_http_methods(["GET", "POST"])
+@verified_required()
+def account(request: HttpRequest) -> HttpResponse:
+    form = FreshCodeForm(request.POST or None)
+    codes: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            codes = services.backup_codes_generate(
+                user=request.user,
+                otp_code=form.cleaned_data["code"],
+                source=event_source(request),
+            )
+        except PortalError as error:
+            form.add_error("code", error.message)
+    unused = selectors.backup_codes_unused(user=request.user)
+    response = render(
+        request,
+        "auth/account.html",
+        {"form": FreshCodeForm() if codes else form, "codes": codes, "unused": unused},
+    )
+    if form.errors:
+        response.status_code = 400
+    return no_store(response)

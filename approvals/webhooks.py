@@ -1,0 +1,259 @@
+"""Outgoing webhooks: state changes and security alarms, signed with HMAC-SHA256.
+
+A delivery row is written in the transaction that changes the state, and the worker is told its
+id only after that transaction commits; the worker signs and POSTs it, retrying with exponential
+backoff for a bounded time and logging every attempt on the row.
+
+Who receives what: endpoints registered without an integration receive everything; an
+integration's endpoints receive the state changes of the requests it opened, and every alarm.
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from approvals.errors import RequestInvalid
+from approvals.models import (
+    AccessRequest,
+    IntegrationKey,
+    Status,
+    TimelineEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from approvals.sealing import seal, unseal
+from approvals.timeline import scrub, timeline_append
+
+DELIVERY_HEADER = "X-Breakglass-Delivery"
+TIMESTAMP_HEADER = "X-Breakglass-Timestamp"
+SIGNATURE_HEADER = "X-Breakglass-Signature"
+EVENT_HEADER = "X-Breakglass-Event"
+MAX_BACKOFF_SECONDS = 600
+_ERROR_MAX_LENGTH = 500
+
+
+def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
+    """`sha256=` + hex HMAC-SHA256 of "<timestamp>.<body>" keyed with the endpoint's secret."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"sha256={mac.hexdigest()}"
+
+
+def webhook_endpoint_create(
+    *, url: str, integration: IntegrationKey | None = None, actor=None
+) -> tuple[WebhookEndpoint, str]:
+    """Register a receiver; its signing secret is returned this once and kept sealed."""
+    parsed = urlparse(url or "")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise RequestInvalid(
+            "The webhook URL is not valid.",
+            fields={"url": ["url must be an absolute http:// or https:// URL"]},
+        )
+    secret = f"whsec_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            integration=integration, url=url, sealed_secret=seal(secret.encode())
+        )
+        timeline_append(
+            access_request=None,
+            code="approvals.webhook.registered",
+            actor=actor,
+            detail={"url": url, "integration": integration.name if integration else ""},
+        )
+    return endpoint, secret
+
+
+def webhooks_enqueue(*, event: str, payload: dict, endpoints=None) -> list[WebhookDelivery]:
+    """One delivery per active endpoint, in the caller's transaction; sent once it commits.
+
+    Other code calls this for security alarms; `endpoints` narrows the audience.
+    """
+    targets = list(endpoints if endpoints is not None else WebhookEndpoint.objects.all())
+    targets = [endpoint for endpoint in targets if endpoint.active]
+    if not targets:
+        return []
+    clean = scrub(payload)  # defence in depth: nothing secret-looking leaves the portal
+    deliveries = WebhookDelivery.objects.bulk_create(
+        [WebhookDelivery(endpoint=endpoint, event=event, payload=clean) for endpoint in targets]
+    )
+    ids = [str(delivery.pk) for delivery in deliveries]
+    transaction.on_commit(lambda: _send(ids))
+    return deliveries
+
+
+def _send(delivery_ids: list[str]) -> None:
+    from portal.celery import app
+
+    for delivery_id in delivery_ids:
+        app.send_task("approvals.deliver_webhook", args=[delivery_id])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def request_summary(access_request: AccessRequest) -> dict:
+    """What a receiver learns about a request: never credentials, codes or secrets."""
+    return {
+        "id": str(access_request.pk),
+        "url": f"{settings.PUBLIC_URL.rstrip('/')}/api/v1/requests/{access_request.pk}/",
+        "status": str(access_request.status),
+        "profile": access_request.profile.slug,
+        "ticket": access_request.ticket,
+        "requester": access_request.requester_name,
+        "opened_by": access_request.opened_by,
+        "created_at": _iso(access_request.created_at),
+        "approved_at": _iso(access_request.approved_at),
+        "activated_at": _iso(access_request.activated_at),
+        "expires_at": _iso(access_request.expires_at),
+        "revoked_at": _iso(access_request.revoked_at),
+        "failure_reason": access_request.failure_reason,
+    }
+
+
+def webhooks_request_changed(
+    *,
+    access_request: AccessRequest,
+    from_status: Status | None,
+    changes: dict,
+    timeline_event: TimelineEvent,
+    finished: bool = False,
+) -> None:
+    """Called inside the transaction that opened the request or changed its status.
+
+    When the request has ended, the payload carries its incident report, ready to attach to
+    the ticket.
+    """
+    endpoints = WebhookEndpoint.objects.filter(active=True).filter(
+        Q(integration__isnull=True) | Q(integration__name=access_request.opened_by)
+        if access_request.opened_by
+        else Q(integration__isnull=True)
+    )
+    summary = request_summary(access_request)
+    summary.update({k: _iso(v) if isinstance(v, datetime) else str(v) for k, v in changes.items()})
+    payload = {
+        "request": summary,
+        "previous_status": str(from_status) if from_status else None,
+        "timeline": {
+            "chain": timeline_event.chain,
+            "sequence": timeline_event.sequence,
+            "hash": timeline_event.hash,
+        },
+    }
+    if finished and endpoints.exists():
+        from approvals.report import incident_report_dict
+
+        # Read back in this transaction: the report must show the status just written.
+        payload["incident_report"] = incident_report_dict(
+            AccessRequest.objects.select_related("profile").get(pk=access_request.pk)
+        )
+    webhooks_enqueue(event=timeline_event.code, payload=payload, endpoints=endpoints)
+
+
+def _delivery_body(delivery: WebhookDelivery) -> bytes:
+    envelope = {
+        "id": str(delivery.delivery_id),
+        "event": delivery.event,
+        "created_at": delivery.created_at.isoformat(),
+        "data": delivery.payload,
+    }
+    return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is a failed delivery: we never re-send a signed body somewhere else."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
+            response.read(1024)
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return None, str(getattr(exc, "reason", exc))
+
+
+def webhook_deliver(*, delivery_id) -> float | None:
+    """One attempt. Returns seconds to wait before the next one, or None: delivered or given up.
+
+    The row stays locked during the attempt (bounded by the timeout), so a duplicate task
+    message skips it instead of posting twice at once.
+    """
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .select_related("endpoint")
+            .filter(pk=delivery_id, delivered_at__isnull=True)
+            .first()
+        )
+        if delivery is None:
+            return None
+        now = timezone.now()
+        entry: dict = {"at": now.isoformat(), "attempt": delivery.attempts + 1}
+        if not delivery.endpoint.active:
+            entry.update(status=None, error="endpoint disabled; not sent", final=True)
+            _record(delivery, entry)
+            return None
+        body = _delivery_body(delivery)
+        timestamp = str(int(time.time()))
+        secret = unseal(delivery.endpoint.sealed_secret).decode()
+        started = time.monotonic()
+        status, error = _post(
+            delivery.endpoint.url,
+            body,
+            {
+                "Content-Type": "application/json",
+                "User-Agent": "breakglass-portal-webhooks/1",
+                DELIVERY_HEADER: str(delivery.delivery_id),
+                EVENT_HEADER: delivery.event,
+                TIMESTAMP_HEADER: timestamp,
+                SIGNATURE_HEADER: webhook_signature(secret=secret, timestamp=timestamp, body=body),
+            },
+        )
+        entry.update(
+            status=status,
+            error=error[:_ERROR_MAX_LENGTH],
+            duration_ms=round((time.monotonic() - started) * 1000),
+        )
+        if status is not None and 200 <= status < 300:
+            delivery.delivered_at = timezone.now()
+            _record(delivery, entry)
+            return None
+        delay = min(settings.WEBHOOK_BACKOFF_SECONDS * 2**delivery.attempts, MAX_BACKOFF_SECONDS)
+        elapsed = (now - delivery.created_at).total_seconds()
+        if elapsed + delay > settings.WEBHOOK_RETRY_SECONDS:
+            entry["final"] = True
+            _record(delivery, entry)
+            return None
+        entry["next_attempt_in_s"] = delay
+        _record(delivery, entry)
+        return float(delay)
+
+
+def _record(delivery: WebhookDelivery, entry: dict) -> None:
+    delivery.attempts += 1
+    delivery.attempt_log = [*delivery.attempt_log, entry]
+    delivery.last_status = entry.get("status")
+    delivery.last_error = entry.get("error", "")
+    delivery.save(
+        update_fields=["attempts", "attempt_log", "last_status", "last_error", "delivered_at"]
+    )

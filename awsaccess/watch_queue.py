@@ -1,0 +1,75 @@
+"""Reading the watch queues: long-poll receive and delete, plain dicts in and out.
+
+Each access profile has one SQS queue (named by `policies.watch_name`) that its EventBridge rule
+fills with CloudTrail AssumeRole events of the break-glass role.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from awsaccess import policies
+from awsaccess.clients import ClientFactory
+from awsaccess.errors import aws_call
+from awsaccess.types import AwsConnection, AwsTarget
+
+# SQS's own limits for one ReceiveMessage call.
+MAX_MESSAGES_PER_RECEIVE = 10
+MAX_WAIT_SECONDS = 20
+
+
+@lru_cache(maxsize=4)
+def _clients(connection: AwsConnection) -> ClientFactory:
+    return ClientFactory(connection)
+
+
+@lru_cache(maxsize=256)
+def _queue_url(connection: AwsConnection, region: str, name: str) -> str:
+    with aws_call("sqs:GetQueueUrl"):
+        response = _clients(connection).client("sqs", region).get_queue_url(QueueName=name)
+    return str(response["QueueUrl"])
+
+
+def watch_queue_url(connection: AwsConnection, target: AwsTarget) -> str:
+    """The URL of the profile's watch queue (cached: it never changes while the queue exists)."""
+    return _queue_url(connection, target.region, policies.watch_name(target.role_name))
+
+
+def messages_receive(
+    connection: AwsConnection,
+    *,
+    region: str,
+    queue_url: str,
+    wait_seconds: int,
+    max_messages: int = MAX_MESSAGES_PER_RECEIVE,
+    visibility_timeout: int = 30,
+) -> list[dict]:
+    """Long-poll one batch: [{"message_id", "receipt_handle", "body"}]; empty when none came.
+
+    A message stays invisible for `visibility_timeout` seconds and reappears unless deleted, so
+    nothing is lost if the caller dies before storing it.
+    """
+    sqs = _clients(connection).client("sqs", region)
+    with aws_call("sqs:ReceiveMessage"):
+        response = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=max(1, min(max_messages, MAX_MESSAGES_PER_RECEIVE)),
+            WaitTimeSeconds=max(0, min(wait_seconds, MAX_WAIT_SECONDS)),
+            VisibilityTimeout=visibility_timeout,
+        )
+    return [
+        {
+            "message_id": message["MessageId"],
+            "receipt_handle": message["ReceiptHandle"],
+            "body": message.get("Body", ""),
+        }
+        for message in response.get("Messages", [])
+    ]
+
+
+def message_delete(
+    connection: AwsConnection, *, region: str, queue_url: str, receipt_handle: str
+) -> None:
+    sqs = _clients(connection).client("sqs", region)
+    with aws_call("sqs:DeleteMessage"):
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle)
