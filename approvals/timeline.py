@@ -72,7 +72,9 @@ def timeline_append(
     name = actor_name or (actor.get_username() if actor is not None else "system")
     clean_detail = scrub(detail or {})
     user_agent = (source.user_agent or "")[:300]
-    with transaction.atomic():
+    # No savepoint: a failed append must abort the change it records, and a savepoint would
+    # cost two round trips on every event.
+    with transaction.atomic(savepoint=False):
         head_sequence, head_hash = _head_lock(chain)
         event = TimelineEvent(
             chain=chain,

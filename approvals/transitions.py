@@ -66,7 +66,7 @@ def request_transition(
     if unknown := set(extra) - _TRANSITION_FIELDS:
         raise ValueError(f"transitions cannot set {sorted(unknown)}")
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # a failure must abort the caller's change too
         updated = AccessRequest.objects.filter(pk=access_request.pk, status=from_status).update(
             status=to_status, status_changed_at=now, **extra
         )

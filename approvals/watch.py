@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 
 from approvals import services
 from approvals.models import AccessProfile, AccessRequest, Status
@@ -223,6 +224,7 @@ def role_use_explain(*, use: RoleUse, profile: AccessProfile) -> Explanation:
 class PollReport:
     queues: int = 0
     queue_errors: int = 0
+    skipped: bool = False  # another poll was running
     received: int = 0
     recorded: int = 0
     duplicates: int = 0
@@ -231,6 +233,7 @@ class PollReport:
 
 
 _DONE = object()
+_POLL_LOCK = "breakglass:watch-poll"
 
 
 def _receive(profile: AccessProfile, window: float, inbox: queue.Queue) -> None:
@@ -268,6 +271,18 @@ def watch_poll(*, wait_seconds: int | None = None) -> PollReport:
     is a blind spot, and a stale heartbeat is what raises the watcher alarm.
     """
     window = settings.WATCH_WAIT_SECONDS if wait_seconds is None else wait_seconds
+    lock_seconds = window + settings.AWS_READ_TIMEOUT_SECONDS * 3 + 30
+    # One poll at a time across all workers: overlapping polls would fill every worker slot and
+    # make activations and revocations queue behind them. The shared cache makes it cross-process.
+    if not cache.add(_POLL_LOCK, "held", timeout=lock_seconds):
+        return PollReport(skipped=True)
+    try:
+        return _watch_poll_locked(window)
+    finally:
+        cache.delete(_POLL_LOCK)
+
+
+def _watch_poll_locked(window: int) -> PollReport:
     report = PollReport()
     # One queue per role: profiles sharing a role share its watch.
     profiles = {(p.region, p.role_arn): p for p in AccessProfile.objects.order_by("pk")}
@@ -277,7 +292,8 @@ def watch_poll(*, wait_seconds: int | None = None) -> PollReport:
         return report
     inbox: queue.Queue = queue.Queue()
     # Threads only talk to SQS; every database write stays on this thread.
-    with ThreadPoolExecutor(max_workers=min(len(profiles), 16)) as pool:
+    # Every queue at once, so one poll lasts one window whatever the number of profiles.
+    with ThreadPoolExecutor(max_workers=min(len(profiles), 64)) as pool:
         for profile in profiles.values():
             pool.submit(_receive, profile, window, inbox)
         running = len(profiles)

@@ -34,7 +34,7 @@ def child() -> dict:
 
     django.setup()
     from django.core.management import call_command
-    from django.db import connection
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from approvals.models import Heartbeat, TimelineEvent, TimelineHead, event_hash
@@ -70,8 +70,15 @@ def child() -> dict:
     fetch_s = time.perf_counter() - started
     assert fetched == EVENTS
 
-    append_ms, insert_ms = [], []
+    # Interleaved, so background work (checkpoints after the bulk load) hits all three alike.
+    # Events are appended inside the transaction of the change they record: what an append adds
+    # there is its own statements, not a commit.
+    in_transaction_ms, append_ms, insert_ms = [], [], []
     for n in range(APPENDS):
+        with transaction.atomic():
+            started = time.perf_counter()
+            timeline_append(access_request=None, code="bench.in_transaction", detail={"n": n})
+            in_transaction_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         timeline_append(access_request=None, code="bench.append", detail={"n": n})
         append_ms.append((time.perf_counter() - started) * 1000)
@@ -83,6 +90,7 @@ def child() -> dict:
         "verify_s": verify_s,
         "fetch_s": fetch_s,
         "append_p95_ms": p95(append_ms),
+        "append_in_transaction_p95_ms": p95(in_transaction_ms),
         "insert_p95_ms": p95(insert_ms),
     }
 
@@ -121,7 +129,8 @@ def main() -> None:
     for r in results:
         print(
             f"{r['vendor']:10} verify {EVENTS:,} events {r['verify_s']:.2f} s "
-            f"(raw fetch {r['fetch_s']:.2f} s) | append p95 {r['append_p95_ms']:.2f} ms "
+            f"(raw fetch {r['fetch_s']:.2f} s) | append p95 {r['append_p95_ms']:.2f} ms, "
+            f"inside a transaction {r['append_in_transaction_p95_ms']:.2f} ms "
             f"(bare upsert p95 {r['insert_p95_ms']:.2f} ms)"
         )
     for r in results:
@@ -136,7 +145,18 @@ def main() -> None:
                 }
             )
         )
-        print(json.dumps({"figure": f"timeline append p95 ({r['vendor']})",
+        print(
+            json.dumps(
+                {
+                    "figure": f"timeline append inside a transaction p95 ({r['vendor']})",
+                    "ours_ms": round(r["append_in_transaction_p95_ms"], 3),
+                    "reference_ms": round(r["insert_p95_ms"], 3),
+                    "ratio": round(r["append_in_transaction_p95_ms"] / r["insert_p95_ms"], 2),
+                    "target": "< 2 ms",
+                }
+            )
+        )
+        print(json.dumps({"figure": f"timeline append with its own commit p95 ({r['vendor']})",
                           "ours_ms": round(r["append_p95_ms"], 3),
                           "reference_ms": round(r["insert_p95_ms"], 3),
                           "ratio": round(r["append_p95_ms"] / r["insert_p95_ms"], 2),

@@ -213,3 +213,16 @@ def test_a_use_before_the_approval_is_unexplained(watched):
     watched.poll_until(lambda: SecurityAlarm.objects.exists())
 
     assert "assumed before the request was approved" in SecurityAlarm.objects.get().title
+
+
+def test_polls_never_overlap_so_they_cannot_fill_every_worker_slot(db):
+    from django.core.cache import cache
+
+    from approvals.watch import _POLL_LOCK, watch_poll
+
+    cache.add(_POLL_LOCK, "held by another worker", timeout=30)
+    try:
+        assert watch_poll(wait_seconds=0).skipped
+    finally:
+        cache.delete(_POLL_LOCK)
+    assert not watch_poll(wait_seconds=0).skipped
