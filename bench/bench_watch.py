@@ -87,6 +87,7 @@ def run(state, work: Path, count: int) -> None:
     from approvals.tasks import watch_poll
 
     call_command("migrate", verbosity=0)
+    call_command("createcachetable")  # the poll lock lives in the shared cache
     profile = AccessProfile.objects.create(
         slug="bench",
         name="Bench",
