@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench venv chromium
+.PHONY: run test lint format bench drill venv chromium
 
 venv: $(STAMP)
 
@@ -40,3 +40,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# A break-glass drill against the sandbox of a running `make run`.
+drill: $(STAMP)
+	$(BIN)/python -m portal.devrun manage drill sandbox --auto-sign

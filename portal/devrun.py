@@ -1,5 +1,8 @@
 """`make run`: the whole portal on loopback, in the foreground; Ctrl-C stops all of it.
 
+`python -m portal.devrun manage ARGS` runs a manage.py command against that same set-up
+(`make drill` uses it).
+
 Starts the AWS sandbox and bootstraps it, migrates, seeds the demo, then runs the web server,
 a Celery worker and celery beat with the embedded defaults (SQLite and a filesystem broker
 under var/, no server needed).
@@ -102,5 +105,14 @@ def main() -> int:
         stop_all(processes)
 
 
+def manage(args: list[str]) -> int:
+    """A manage.py command with the environment `make run` gives its components."""
+    return subprocess.run(  # noqa: S603 (our own interpreter and manage.py)
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=sandbox_env(), check=False
+    ).returncode
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["manage"]:
+        sys.exit(manage(sys.argv[2:]))
     sys.exit(main())
