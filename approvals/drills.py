@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from django_otp.oath import TOTP
 
 from approvals.errors import NotAllowed, NotFound, PortalError
 from approvals.models import AccessProfile, AccessRequest, Drill, SealedTOTPDevice, Status
@@ -59,15 +58,12 @@ def _drill_user(username: str, *, approver_group=None):
 
 def _code_for(user) -> str:
     """The drill user's next unused TOTP code (waits for the next step when all are used)."""
-    device = SealedTOTPDevice.objects.get(user=user, confirmed=True)
     for _ in range(3):
-        now_step = int((time.time() - device.t0) // device.step)
-        step = max(device.last_t + 1, now_step - device.tolerance)
-        if step <= now_step + device.tolerance:
-            totp = TOTP(device.bin_key, device.step, device.t0, device.digits, 0)
-            totp.time = device.t0 + step * device.step
-            return f"{totp.token():0{device.digits}d}"
-        time.sleep(device.step - (time.time() - device.t0) % device.step + 0.05)
+        device = SealedTOTPDevice.objects.get(user=user, confirmed=True)
+        code = device.unused_code()
+        if code is not None:
+            return code
+        time.sleep(device.seconds_to_next_step() + 0.05)
     raise DrillFailed(f"no fresh TOTP code for {user.get_username()}")
 
 

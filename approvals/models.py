@@ -307,6 +307,21 @@ class SealedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
             return False
         return bool(self._totp().verify(code, self.tolerance)) and self.last_t >= 0
 
+    def unused_code(self) -> str | None:
+        """The code for the oldest time step still accepted and not yet consumed, or None when
+        every acceptable step is used. For drill identities the portal created itself (and
+        tests): nobody else's code is ever computed by the portal."""
+        now_step = int((time.time() - self.t0) // self.step)
+        step = max(self.last_t + 1, now_step - self.tolerance)
+        if step > now_step + self.tolerance:
+            return None
+        totp = TOTP(self.bin_key, self.step, self.t0, self.digits, 0)
+        totp.time = self.t0 + step * self.step
+        return f"{totp.token():0{self.digits}d}"
+
+    def seconds_to_next_step(self) -> float:
+        return self.step - (time.time() - self.t0) % self.step
+
     def get_throttle_factor(self) -> int:
         return settings.OTP_TOTP_THROTTLE_FACTOR
 

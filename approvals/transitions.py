@@ -66,30 +66,33 @@ def request_transition(
     if unknown := set(extra) - _TRANSITION_FIELDS:
         raise ValueError(f"transitions cannot set {sorted(unknown)}")
     now = timezone.now()
-    with transaction.atomic(savepoint=False):  # a failure must abort the caller's change too
+    # No savepoint: a failure here must abort the caller's change too.
+    with transaction.atomic(savepoint=False):
         updated = AccessRequest.objects.filter(pk=access_request.pk, status=from_status).update(
             status=to_status, status_changed_at=now, **extra
         )
-        if updated != 1:
-            raise StaleTransition(
-                f"Request {access_request.pk} is no longer {from_status}; someone else acted first."
+        if updated == 1:
+            event = timeline_append(
+                access_request=access_request,
+                code=code,
+                actor=actor,
+                outcome=outcome,
+                detail={"from": from_status.value, "to": to_status.value, **(detail or {})},
+                source=source,
             )
-        event = timeline_append(
-            access_request=access_request,
-            code=code,
-            actor=actor,
-            outcome=outcome,
-            detail={"from": from_status.value, "to": to_status.value, **(detail or {})},
-            source=source,
+            webhooks_request_changed(
+                access_request=access_request,
+                from_status=from_status,
+                changes={"status": to_status, "status_changed_at": now, **extra},
+                timeline_event=event,
+                finished=not ALLOWED_TRANSITIONS[to_status],
+            )
+            notify_request_changed(access_request_id=access_request.pk, event=to_status.value)
+    if updated != 1:
+        # Raised outside the block: nothing was written, so the caller's transaction stays usable.
+        raise StaleTransition(
+            f"Request {access_request.pk} is no longer {from_status}; someone else acted first."
         )
-        webhooks_request_changed(
-            access_request=access_request,
-            from_status=from_status,
-            changes={"status": to_status, "status_changed_at": now, **extra},
-            timeline_event=event,
-            finished=not ALLOWED_TRANSITIONS[to_status],
-        )
-        notify_request_changed(access_request_id=access_request.pk, event=to_status.value)
     for name, value in {"status": to_status, "status_changed_at": now, **extra}.items():
         setattr(access_request, name, value)
     return access_request

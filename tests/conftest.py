@@ -25,17 +25,13 @@ def totp_code(user: User, *, steps_ahead: int = 0) -> str:
 
 
 def fresh_code(user: User) -> str:
-    """A code the device has not consumed yet: the oldest time step still inside the tolerance
-    window that is newer than its last used one (waits for the next step when all are used)."""
-    device = SealedTOTPDevice.objects.get(user=user)
+    """A code the device has not consumed yet (waits for the next time step when all are)."""
     for _ in range(3):
-        now_step = int((time.time() - device.t0) // device.step)
-        step = max(device.last_t + 1, now_step - device.tolerance)
-        if step <= now_step + device.tolerance:
-            totp = TOTP(device.bin_key, device.step, device.t0, device.digits, 0)
-            totp.time = device.t0 + step * device.step
-            return f"{totp.token():0{device.digits}d}"
-        time.sleep(device.step - (time.time() - device.t0) % device.step + 0.05)
+        device = SealedTOTPDevice.objects.get(user=user)
+        code = device.unused_code()
+        if code is not None:
+            return code
+        time.sleep(device.seconds_to_next_step() + 0.05)
     raise RuntimeError(f"no fresh TOTP code for {user} after waiting")
 
 
