@@ -1,6 +1,7 @@
 import json
 
 from django.contrib import admin, messages
+from django.db import models
 from django.utils.html import format_html
 
 from approvals.models import (
@@ -23,6 +24,7 @@ from approvals.webhooks import webhook_endpoint_create
 
 @admin.register(AccessProfile)
 class AccessProfileAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["slug", "name", "account_id", "region", "role_arn", "required_approvals"]
     search_fields = ["slug", "name", "account_id", "role_arn"]
 
@@ -145,6 +147,7 @@ class IntegrationKeyAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     """The signing secret is shown once, on creation; it is stored sealed."""
 
     list_display = ["url", "integration", "active", "created_at"]
