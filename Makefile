@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench drill venv chromium
+.PHONY: run test lint format bench drill venv test-tools
 
 venv: $(STAMP)
 
@@ -17,14 +17,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m portal.devrun
 
-test: $(STAMP) chromium
+test: $(STAMP) test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The browser tests drive Debian's Chromium (never a downloaded one): install it where we can.
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+# The browser tests drive Debian's Chromium (never a downloaded one) and the deployment test
+# validates docker-compose.yml with Debian's docker-compose client: install them where we can.
+test-tools:
+	@command -v chromium >/dev/null 2>&1 && command -v docker-compose >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq chromium docker-compose >/dev/null; \
 	  fi; }
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "make test: the browser tests need Chromium at /usr/bin/chromium;" \
