@@ -102,8 +102,7 @@ def timeline_append(
             source_ip=source.ip,
             user_agent=user_agent,
         )
-        event.save()
-        TimelineHead.objects.filter(chain=chain).update(sequence=event.sequence, hash=event.hash)
+        event.save()  # an AFTER INSERT trigger advances the chain's head (migration 0007)
     return event
 
 
