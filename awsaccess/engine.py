@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from awsaccess import policies
 from awsaccess.clients import ClientFactory
-from awsaccess.errors import PermanentAwsError, aws_call, error_code, translate
+from awsaccess.errors import AwsError, PermanentAwsError, aws_call, error_code, translate
 from awsaccess.types import AwsConnection, AwsTarget, Grant, IssuedCredentials, PrincipalKeys
 
 logger = logging.getLogger(__name__)
@@ -53,40 +53,17 @@ class AccessEngine:
         """Put the per-request grant policy on the principal (a put of the same document is a no-op
         for AWS, so this is idempotent)."""
         policies.check_source_identity(grant.request_id)
-        kind, name = principal_kind_and_name(target.principal_arn)
         document = policies.to_json(policies.grant_policy(target, grant))
-        iam = self._iam()
-        if kind == "user":
-            with aws_call("iam:PutUserPolicy"):
-                iam.put_user_policy(
-                    UserName=name,
-                    PolicyName=policies.grant_policy_name(grant),
-                    PolicyDocument=document,
-                )
-        else:
-            with aws_call("iam:PutRolePolicy"):
-                iam.put_role_policy(
-                    RoleName=name,
-                    PolicyName=policies.grant_policy_name(grant),
-                    PolicyDocument=document,
-                )
+        self._grant_policy_call(target, grant, "Put", PolicyDocument=document)
         logger.info("grant attached request=%s role=%s", grant.request_id, target.role_arn)
 
     def grant_is_attached(self, target: AwsTarget, grant: Grant) -> bool:
-        kind, name = principal_kind_and_name(target.principal_arn)
-        iam = self._iam()
-        operation = "iam:GetUserPolicy" if kind == "user" else "iam:GetRolePolicy"
         try:
-            if kind == "user":
-                iam.get_user_policy(UserName=name, PolicyName=policies.grant_policy_name(grant))
-            else:
-                iam.get_role_policy(RoleName=name, PolicyName=policies.grant_policy_name(grant))
-        except ClientError as error:
-            if error_code(error) == "NoSuchEntity":
+            self._grant_policy_call(target, grant, "Get")
+        except AwsError as error:
+            if error.code == "NoSuchEntity":
                 return False
-            raise translate(operation, error) from None
-        except BotoCoreError as error:
-            raise translate(operation, error) from None
+            raise
         return True
 
     # -- issue ---------------------------------------------------------------------------------
@@ -228,19 +205,19 @@ class AccessEngine:
         self._delete_role_policy(target, first)
 
     def _grant_detach(self, target: AwsTarget, grant: Grant) -> None:
-        kind, name = principal_kind_and_name(target.principal_arn)
-        iam = self._iam()
-        operation = "iam:DeleteUserPolicy" if kind == "user" else "iam:DeleteRolePolicy"
         try:
-            if kind == "user":
-                iam.delete_user_policy(UserName=name, PolicyName=policies.grant_policy_name(grant))
-            else:
-                iam.delete_role_policy(RoleName=name, PolicyName=policies.grant_policy_name(grant))
-        except ClientError as error:
-            if error_code(error) != "NoSuchEntity":
-                raise translate(operation, error) from None
-        except BotoCoreError as error:
-            raise translate(operation, error) from None
+            self._grant_policy_call(target, grant, "Delete")
+        except AwsError as error:
+            if error.code != "NoSuchEntity":  # already gone counts as done
+                raise
+
+    def _grant_policy_call(self, target: AwsTarget, grant: Grant, verb: str, **params) -> None:
+        """Put, Get or Delete the request's grant policy on the principal (IAM user or role)."""
+        kind, name = principal_kind_and_name(target.principal_arn)
+        entity = "User" if kind == "user" else "Role"
+        call = getattr(self._iam(), f"{verb.lower()}_{kind}_policy")
+        with aws_call(f"iam:{verb}{entity}Policy"):
+            call(**{f"{entity}Name": name}, PolicyName=policies.grant_policy_name(grant), **params)
 
     def revocations_prune(self, target: AwsTarget, *, now: datetime | None = None) -> int:
         """Delete revocation denies whose sessions have all expired; returns how many."""

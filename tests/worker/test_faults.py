@@ -57,9 +57,10 @@ def trust_only(live, principal_arn: str) -> None:
     iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(document))
 
 
-def test_worker_killed_between_attach_and_issue_ends_failed_with_nothing_attached(live):
+def worker_stuck_after_attach(live):
+    """A worker that has attached the grant and keeps retrying AssumeRole, which AWS refuses
+    until the role trusts the principal again (`trust_only(live, principal)`)."""
     live.env["BREAKGLASS_AWS_PROPAGATION_TIMEOUT_SECONDS"] = "60"
-    original_principal = live.aws.profile.principal_arn
     trust_only(live, f"arn:aws:iam::{live.aws.profile.account_id}:user/someone-else")
     worker = live.start_worker()
     access_request = live.open_approved()
@@ -68,9 +69,14 @@ def test_worker_killed_between_attach_and_issue_ends_failed_with_nothing_attache
         timeout=20,
         what="grant attached",
     )
+    return worker, access_request
+
+
+def test_worker_killed_between_attach_and_issue_ends_failed_with_nothing_attached(live):
+    worker, access_request = worker_stuck_after_attach(live)
 
     worker.kill9()  # AssumeRole is being retried: attached, not issued
-    trust_only(live, original_principal)
+    trust_only(live, live.aws.profile.principal_arn)
     live.start_worker()
     live.start_beat()
     live.wait_for_status(access_request, Status.FAILED, timeout=30)
@@ -82,16 +88,7 @@ def test_worker_killed_between_attach_and_issue_ends_failed_with_nothing_attache
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="observes the worker via pg_locks")
 def test_worker_killed_between_issue_and_active_never_leaves_two_sets_of_credentials(live):
-    live.env["BREAKGLASS_AWS_PROPAGATION_TIMEOUT_SECONDS"] = "60"
-    original_principal = live.aws.profile.principal_arn
-    trust_only(live, f"arn:aws:iam::{live.aws.profile.account_id}:user/someone-else")
-    worker = live.start_worker()
-    access_request = live.open_approved()
-    wait_until(
-        lambda: "approvals.activation.grant_attached" in codes(access_request),
-        timeout=20,
-        what="grant attached",
-    )
+    worker, access_request = worker_stuck_after_attach(live)
     # Hold the request row from another connection: the worker will issue credentials and then
     # block on the row before it can mark the request ACTIVE.
     holder = connections.create_connection("default")
@@ -100,7 +97,7 @@ def test_worker_killed_between_issue_and_active_never_leaves_two_sets_of_credent
         cursor.execute(
             "SELECT id FROM approvals_accessrequest WHERE id = %s FOR UPDATE", [access_request.pk]
         )
-    trust_only(live, original_principal)
+    trust_only(live, live.aws.profile.principal_arn)
 
     def worker_blocked_on_the_row() -> bool:
         with connection.cursor() as cursor:
