@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from typing import TYPE_CHECKING, Literal, overload
 
 import boto3
-from botocore.client import BaseClient
 from botocore.config import Config
 
 from awsaccess import log_redaction
 from awsaccess.types import AwsConnection
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sts import STSClient
+
+# The only AWS services the portal talks to.
+Service = Literal["iam", "sts", "sqs", "events"]
 
 
 def sts_endpoint_url(connection: AwsConnection, region: str) -> str | None:
@@ -33,18 +42,62 @@ class ClientFactory:
             read_timeout=connection.read_timeout,
             retries={"total_max_attempts": connection.max_attempts, "mode": "standard"},
         )
-        self._clients: dict[tuple[str, str, str | None, str], BaseClient] = {}
+        self._clients: dict[
+            tuple[Service, str, str | None, str],
+            IAMClient | STSClient | SQSClient | EventBridgeClient,
+        ] = {}
         # boto3 sessions are not thread-safe; clients are, once built.
         self._lock = threading.Lock()
 
+    # One overload per service, so each caller gets that service's typed client.
+    @overload
     def client(
         self,
-        service: str,
+        service: Literal["iam"],
         region: str,
         *,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
-    ) -> BaseClient:
+    ) -> IAMClient: ...
+
+    @overload
+    def client(
+        self,
+        service: Literal["sts"],
+        region: str,
+        *,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> STSClient: ...
+
+    @overload
+    def client(
+        self,
+        service: Literal["sqs"],
+        region: str,
+        *,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> SQSClient: ...
+
+    @overload
+    def client(
+        self,
+        service: Literal["events"],
+        region: str,
+        *,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> EventBridgeClient: ...
+
+    def client(
+        self,
+        service: Service,
+        region: str,
+        *,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> IAMClient | STSClient | SQSClient | EventBridgeClient:
         """A client signed with the given keys, or with the connection's own identity."""
         if access_key_id is None:
             access_key_id = self._connection.access_key_id

@@ -9,14 +9,19 @@ import logging
 import re
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from awsaccess import policies
 from awsaccess.clients import ClientFactory
 from awsaccess.errors import AwsError, PermanentAwsError, aws_call, error_code, translate
 from awsaccess.types import AwsConnection, AwsTarget, Grant, IssuedCredentials, PrincipalKeys
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_sts import STSClient
+    from mypy_boto3_sts.type_defs import AssumeRoleRequestTypeDef, AssumeRoleResponseTypeDef
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +87,7 @@ class AccessEngine:
         remaining = int((grant.expires_at - now).total_seconds())
         if remaining <= 0:
             raise GrantExpiredError(f"grant for request {grant.request_id} has expired")
-        params: dict = {
+        params: AssumeRoleRequestTypeDef = {
             "RoleArn": target.role_arn,
             "RoleSessionName": grant.session_name,
             "SourceIdentity": grant.request_id,
@@ -117,7 +122,9 @@ class AccessEngine:
             endpoint_url=self._connection.endpoint_url,
         )
 
-    def _assume_role_until_propagated(self, sts: BaseClient, params: dict) -> dict:
+    def _assume_role_until_propagated(
+        self, sts: STSClient, params: AssumeRoleRequestTypeDef
+    ) -> AssumeRoleResponseTypeDef:
         deadline = time.monotonic() + self._propagation_timeout
         delay = 0.2
         while True:
@@ -211,7 +218,7 @@ class AccessEngine:
             if error.code != "NoSuchEntity":  # already gone counts as done
                 raise
 
-    def _grant_policy_call(self, target: AwsTarget, grant: Grant, verb: str, **params) -> None:
+    def _grant_policy_call(self, target: AwsTarget, grant: Grant, verb: str, **params: str) -> None:
         """Put, Get or Delete the request's grant policy on the principal (IAM user or role)."""
         kind, name = principal_kind_and_name(target.principal_arn)
         entity = "User" if kind == "user" else "Role"
@@ -234,7 +241,7 @@ class AccessEngine:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _iam(self) -> BaseClient:
+    def _iam(self) -> IAMClient:
         return self._clients.client("iam", IAM_REGION)
 
     def _revocation_policy_names(self, target: AwsTarget) -> list[str]:

@@ -7,6 +7,7 @@ fills with CloudTrail AssumeRole events of the break-glass role.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TypedDict
 
 from awsaccess import policies
 from awsaccess.clients import ClientFactory
@@ -16,6 +17,12 @@ from awsaccess.types import AwsConnection, AwsTarget
 # SQS's own limits for one ReceiveMessage call.
 MAX_MESSAGES_PER_RECEIVE = 10
 MAX_WAIT_SECONDS = 20
+
+
+class ReceivedMessage(TypedDict):
+    message_id: str
+    receipt_handle: str  # what deletes it; valid until its visibility timeout ends
+    body: str
 
 
 @lru_cache(maxsize=4)
@@ -43,8 +50,8 @@ def messages_receive(
     wait_seconds: int,
     max_messages: int = MAX_MESSAGES_PER_RECEIVE,
     visibility_timeout: int = 30,
-) -> list[dict]:
-    """Long-poll one batch: [{"message_id", "receipt_handle", "body"}]; empty when none came.
+) -> list[ReceivedMessage]:
+    """Long-poll one batch; empty when none came.
 
     A message stays invisible for `visibility_timeout` seconds and reappears unless deleted, so
     nothing is lost if the caller dies before storing it.
