@@ -32,9 +32,12 @@ test-tools:
 	  echo "make test: the browser tests need Chromium at /usr/bin/chromium;" \
 	       "install it with: sudo apt-get install -y chromium" >&2; exit 1; }
 
+# Style, the import contracts in pyproject.toml ([tool.importlinter]) and types; any finding fails.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy portal approvals awsaccess
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
