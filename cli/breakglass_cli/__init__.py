@@ -1,0 +1,3 @@
+"""The `breakglass` command: the portal's REST API from the terminal."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from breakglass_cli.main import main
+
+main()
