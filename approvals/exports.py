@@ -88,11 +88,28 @@ CSV_COLUMNS = [
 ]
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, "CSV Injection").
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A value safe to put in a spreadsheet cell: text that would start a formula is prefixed
+    with a single quote, so a User-Agent of =HYPERLINK(...) shows as text instead of running.
+    Non-text values (numbers, None) are ours and pass unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
 def record_as_csv(access_request: AccessRequest) -> str:
-    """One row per timeline event; the request's own fields are in the first event's detail."""
+    """One row per timeline event; the request's own fields are in the first event's detail.
+
+    Every text cell goes through csv_cell: user agents, actor names and details come from people
+    and from CloudTrail, and auditors open this file in a spreadsheet."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
     writer.writeheader()
     for event in record_as_dict(access_request)["timeline"]:
-        writer.writerow({**event, "detail": json.dumps(event["detail"], sort_keys=True)})
+        row = {**event, "detail": json.dumps(event["detail"], sort_keys=True)}
+        writer.writerow({column: csv_cell(row[column]) for column in CSV_COLUMNS})
     return out.getvalue()

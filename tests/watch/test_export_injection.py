@@ -1,0 +1,22 @@
+"""CSV injection through CloudTrail: the userAgent of an AssumeRole call is chosen by whoever made
+it, and the watcher records it on the request's timeline; export.csv must not hand it to a
+spreadsheet as a formula."""
+
+from approvals.models import ObservedUse
+from tests.watch.conftest import event_for
+from tests.watch.helpers import active_request
+from tests.web.test_export_injection import HYPERLINK, export_rows
+
+
+def test_a_formula_in_cloudtrails_user_agent_on_an_observed_use_is_neutralised(watched):
+    access_request = active_request(watched.cast, watched.profile)
+    watched.put_events(event_for(access_request, userAgent=HYPERLINK))
+    watched.poll_until(lambda: ObservedUse.objects.exists())
+
+    rows = export_rows(watched.cast.auditor, access_request)
+
+    [assumed] = [row for row in rows if row["code"] == "approvals.role.assumed"]
+    assert assumed["user_agent"] == "'" + HYPERLINK
+    assert not any(
+        cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row.values()
+    )
