@@ -25,7 +25,7 @@ from moto.sts.exceptions import STSValidationError
 from moto.sts.models import AssumedRole, sts_backends
 from moto.sts.responses import TokenResponse
 
-from awsaccess.sandbox import clock
+from awsaccess.sandbox import clock, json_errors
 from awsaccess.sandbox.evaluation import Decision, Request, evaluate, names_principal_exactly
 
 PINNED_MOTO_VERSION = "5.2.5"
@@ -328,4 +328,5 @@ def install() -> None:
     IAMRequestBase.check_action_permitted = _check_action_permitted  # type: ignore[method-assign]
     IAMBackend.put_role_policy = _put_role_policy  # type: ignore[method-assign]
     IAMBackend.put_user_policy = _put_user_policy  # type: ignore[method-assign]
+    json_errors.install()
     _installed = True

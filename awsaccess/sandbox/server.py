@@ -1,4 +1,5 @@
-"""Serve moto plus the sandbox extension, and a tiny `/_sandbox/` control API (health, clock)."""
+"""Serve moto plus the sandbox extension, and a tiny `/_sandbox/` control API (health, clock,
+CloudTrail delivery switch and recent records)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 import moto
 from werkzeug.serving import run_simple
 
-from awsaccess.sandbox import clock, extension
+from awsaccess.sandbox import calls, clock, delivery, extension, history
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +28,47 @@ def _json(start_response: StartResponse, status: str, body: dict) -> Iterable[by
     return [payload]
 
 
+def _read_json(environ: dict) -> dict:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object")
+    return body
+
+
+def _cloudtrail_control(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+    """GET: delivery counters. POST {"drop_fraction": 0.5, "seed": 7}: drop that share of
+    EventBridge deliveries from now on (the history keeps every record)."""
+    if environ.get("REQUEST_METHOD") != "POST":
+        return _json(start_response, "200 OK", delivery.stats())
+    try:
+        body = _read_json(environ)
+        seed = body.get("seed")
+        answer = delivery.configure(
+            float(body.get("drop_fraction", 0.0)), None if seed is None else int(seed)
+        )
+    except (ValueError, TypeError):
+        return _json(start_response, "400 Bad Request", {"error": "need drop_fraction in 0..1"})
+    return _json(start_response, "200 OK", answer)
+
+
+def _cloudtrail_events(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+    """The newest CloudTrail records (management and data events), oldest first."""
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    try:
+        limit = max(1, min(int(query.get("limit", ["100"])[0]), 10_000))
+    except ValueError:
+        return _json(start_response, "400 Bad Request", {"error": "limit must be a number"})
+    return _json(start_response, "200 OK", {"records": history.recent(limit)})
+
+
 def build_app() -> Callable[[dict, StartResponse], Iterable[bytes]]:
     extension.install()
+    delivery.install()
     # Imported late: moto's werkzeug app pulls in every backend, which takes a while.
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    moto_app = DomainDispatcherApplication(create_backend_app)
+    moto_app = calls.recording(DomainDispatcherApplication(create_backend_app), delivery.submit)
 
     def app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -53,6 +90,10 @@ def build_app() -> Callable[[dict, StartResponse], Iterable[bytes]]:
                 return _json(start_response, "400 Bad Request", {"error": "need offset_seconds"})
             clock.set_offset(seconds)
             return _json(start_response, "200 OK", {"clock_offset_seconds": seconds})
+        if path == "/_sandbox/cloudtrail":
+            return _cloudtrail_control(environ, start_response)
+        if path == "/_sandbox/cloudtrail/events":
+            return _cloudtrail_events(environ, start_response)
         return moto_app(environ, start_response)
 
     return app

@@ -1,0 +1,220 @@
+"""The trail worker: every captured call becomes a CloudTrail record (kept in the history) and an
+EventBridge event "AWS API Call via CloudTrail" on the default bus of the call's region, matched
+against that bus's rules and sent to their targets as AWS does.
+
+One background thread, so events arrive in call order and never on the caller's time. A test
+switch drops a fraction of EventBridge deliveries (seeded, so reproducible) to exercise the
+portal's LookupEvents backstop; dropped events stay in the history, as on AWS.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import queue
+import random
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.events.models import EventsBackend, Rule, events_backends
+from moto.sqs.models import sqs_backends
+
+from awsaccess.sandbox import cloudtrail, history, protocol
+from awsaccess.sandbox.calls import CapturedCall
+
+logger = logging.getLogger(__name__)
+
+DETAIL_TYPE = "AWS API Call via CloudTrail"
+QUEUE_LIMIT = 100_000  # calls waiting for the worker; callers wait (not drop) beyond it
+
+
+@dataclass
+class DeliveryStats:
+    drop_fraction: float = 0.0
+    seed: int | None = None
+    recorded: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    dropped_event_ids: list[str] = field(default_factory=list)
+    _random: random.Random = field(default_factory=random.Random)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "drop_fraction": self.drop_fraction,
+            "seed": self.seed,
+            "recorded": self.recorded,
+            "delivered": self.delivered,
+            "dropped": self.dropped,
+            "dropped_event_ids": self.dropped_event_ids[-1000:],
+        }
+
+
+_lock = threading.Lock()
+_stats = DeliveryStats()
+_pending: queue.Queue[CapturedCall] = queue.Queue(maxsize=QUEUE_LIMIT)
+_worker: threading.Thread | None = None
+
+
+def configure(drop_fraction: float, seed: int | None) -> dict[str, Any]:
+    """Drop this fraction of EventBridge deliveries from now on (counters restart)."""
+    if not 0.0 <= drop_fraction <= 1.0:
+        raise ValueError("drop_fraction must be within 0..1")
+    global _stats
+    with _lock:
+        _stats = DeliveryStats(drop_fraction=drop_fraction, seed=seed)
+        _stats._random.seed(seed)
+        return _stats.as_dict()
+
+
+def stats() -> dict[str, Any]:
+    with _lock:
+        # Calls served but not yet recorded and delivered (queued or in the worker's hands).
+        return {**_stats.as_dict(), "pending": _pending.unfinished_tasks}
+
+
+def _should_drop(event_id: str) -> bool:
+    with _lock:
+        _stats.recorded += 1
+        if _stats.drop_fraction and _stats._random.random() < _stats.drop_fraction:
+            _stats.dropped += 1
+            _stats.dropped_event_ids.append(event_id)
+            return True
+        _stats.delivered += 1
+        return False
+
+
+def _event_message(entry: dict[str, Any], service: str) -> dict[str, Any]:
+    # moto's target code expects "time" as epoch seconds and turns it into ISO text itself.
+    moment = datetime.fromisoformat(entry["eventTime"].replace("Z", "+00:00")).timestamp()
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": DETAIL_TYPE,
+        "source": f"aws.{service}",
+        "account": entry["recipientAccountId"],
+        "time": moment,
+        "region": entry["awsRegion"],
+        "resources": [],
+        "detail": entry,
+        "ingestion-time": moment,
+    }
+
+
+def deliver(entry: dict[str, Any], service: str) -> None:
+    """Send the event through the rules of the default bus in the record's account and region."""
+    account_id, region = entry["recipientAccountId"], entry["awsRegion"]
+    backend: EventsBackend = events_backends[account_id][region]
+    bus = backend.event_buses.get("default")
+    if bus is None:
+        return
+    message = _event_message(entry, service)
+    for rule in list(bus.rules.values()):
+        try:
+            rule.send_to_targets(copy.deepcopy(message))  # type: ignore[arg-type]
+        except Exception:  # one broken target must not stop the trail
+            logger.exception("delivery to the targets of rule %s failed", rule.name)
+
+
+def _handle(call: CapturedCall) -> None:
+    api = protocol.parse(call)
+    if api is None:
+        return
+    user_identity = cloudtrail.identity(api.access_key_id)
+    if user_identity is None:
+        return  # unknown keys: AWS refuses them before CloudTrail sees an identity
+    entry = cloudtrail.record(call, api, user_identity)
+    history.append(entry, call.time)
+    if not _should_drop(entry["eventID"]):
+        deliver(entry, api.service)
+
+
+def _run() -> None:
+    while True:
+        call = _pending.get()
+        try:
+            _handle(call)
+        except Exception:  # the trail must outlive any one odd request
+            logger.exception("could not record %s %s", call.method, call.path)
+        finally:
+            _pending.task_done()
+
+
+def submit(call: CapturedCall) -> None:
+    _pending.put(call)
+
+
+def start() -> None:
+    global _worker
+    if _worker is not None:
+        return
+    _worker = threading.Thread(target=_run, name="sandbox-cloudtrail", daemon=True)
+    _worker.start()
+
+
+# -- patch: target Input / InputPath ---------------------------------------------------------
+
+_original_send_to_targets = Rule.send_to_targets
+
+
+def _input_path(event: dict[str, Any], path: str) -> Any:
+    """EventBridge's InputPath: a plain `$.a.b` path into the event (None when absent)."""
+    node: Any = event
+    for part in path.removeprefix("$").strip(".").split("."):
+        if not part:
+            continue
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _sqs_body(target: dict[str, Any], event: dict[str, Any]) -> str | None:
+    """The message AWS would send for an SQS target, or None where moto's own code applies."""
+    if "InputTransformer" in target:
+        return None
+    if "Input" in target:
+        return str(target["Input"])  # a constant replaces the event entirely
+    if "InputPath" in target:
+        return json.dumps(_input_path(_iso_time(event), target["InputPath"]))
+    return json.dumps(_iso_time(event))  # the whole event, "account" included
+
+
+def _iso_time(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as AWS hands it to a target: ISO time, no moto bookkeeping."""
+    shaped = {key: value for key, value in event.items() if key != "ingestion-time"}
+    if isinstance(shaped.get("time"), int | float):
+        moment = datetime.fromtimestamp(float(shaped["time"]), UTC)
+        shaped["time"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return shaped
+
+
+def _send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
+    """moto ignores a target's Input and InputPath, drops "account" from the event, and
+    delivers through disabled rules."""
+    if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
+        return
+    others = []
+    for target in self.targets:
+        arn = target["Arn"].split(":")
+        body = _sqs_body(target, original_event) if arn[2] == "sqs" and transform_input else None
+        if body is None:
+            others.append(target)
+            continue
+        group_id = target.get("SqsParameters", {}).get("MessageGroupId")
+        sqs_backends[arn[4]][arn[3]].send_message(
+            queue_name=arn[5], message_body=body, group_id=group_id
+        )
+    if others:
+        rest = copy.copy(self)
+        rest.targets = others
+        _original_send_to_targets(rest, original_event, transform_input)
+
+
+def install() -> None:
+    Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
+    history.install()
+    start()
