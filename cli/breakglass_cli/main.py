@@ -163,7 +163,7 @@ def ended_error(request: dict) -> CliError:
         return CliError(
             "failed", f"request {request_id} failed: {request.get('failure_reason') or '?'}"
         )
-    return CliError("not_active", f"request {request_id} is {status}", Exit.REFUSED)
+    return CliError(status, f"request {request_id} is {status}", Exit.REFUSED)
 
 
 def credentials_obtain(state: State, request_id: str, code: str | None) -> dict:

@@ -98,7 +98,9 @@ def timeline_summary(events: list[dict]) -> list[str]:
     lines = ["timeline"]
     for event in events:
         code = event["code"].removeprefix("approvals.")
-        outcome = "" if event.get("outcome") in ("", "ok", None) else f" ({event['outcome']})"
+        outcome = (
+            "" if event.get("outcome") in ("", "ok", "success", None) else f" ({event['outcome']})"
+        )
         lines.append(f"  {moment(event['created_at'])}  {code}{outcome} · {event['actor']}")
     return lines
 
