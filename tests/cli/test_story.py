@@ -4,6 +4,7 @@ Rita asks and waits, Alice and Bob sign from their laptops, Rita reads her crede
 boto3 call through `breakglass exec`, Alice revokes, and the same call is refused.
 """
 
+import json
 import shlex
 import stat
 import subprocess
@@ -95,6 +96,27 @@ def test_request_sign_wait_credentials_exec_revoke_refused(live, laptops, live_s
     cached = rita.cache_dir / "credentials" / "default" / f"{request_id}.json"
     assert mode(cached) == 0o600
     assert mode(cached.parent) == mode(cached.parent.parent) == mode(rita.cache_dir) == 0o700
+
+    assert set(rita.json("credentials", request_id)) == {
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "expiration",
+        "region",
+        "endpoint_url",
+    }
+    process = json.loads(
+        rita.ok("credentials", request_id, "--format", "credential-process").stdout
+    )
+    assert process["Version"] == 1
+    assert process["SecretAccessKey"] == credentials["AWS_SECRET_ACCESS_KEY"]
+    assert set(process) == {
+        "Version",
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+        "Expiration",
+    }
 
     used = rita.ok("exec", request_id, "--", PYTHON, "-c", LIST_BUCKETS)  # no code: the cache
     assert used.stdout.strip() == "listed"
