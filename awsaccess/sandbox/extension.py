@@ -25,13 +25,28 @@ from moto.sts.exceptions import STSValidationError
 from moto.sts.models import AssumedRole, sts_backends
 from moto.sts.responses import TokenResponse
 
-from awsaccess.sandbox import clock, json_errors
+from awsaccess.sandbox import boundaries, clock, json_errors
 from awsaccess.sandbox.evaluation import Decision, Request, evaluate, names_principal_exactly
 
 PINNED_MOTO_VERSION = "5.2.5"
 ROLE_INLINE_LIMIT = 10_240
 USER_INLINE_LIMIT = 2_048
 _ROLE_ACTIONS = {"sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"}
+# Operations on one EventBridge rule or one CloudTrail trail, named in the request's body.
+_RULE_ACTIONS = {
+    f"events:{name}"
+    for name in (
+        "DescribeRule", "ListTargetsByRule", "DisableRule", "EnableRule", "PutRule",
+        "DeleteRule", "PutTargets", "RemoveTargets",
+    )
+}  # fmt: skip
+_TRAIL_ACTIONS = {
+    f"cloudtrail:{name}"
+    for name in (
+        "CreateTrail", "DeleteTrail", "UpdateTrail", "StartLogging", "StopLogging",
+        "GetTrailStatus", "GetTrail", "GetEventSelectors", "PutEventSelectors",
+    )
+}  # fmt: skip
 _SOURCE_IDENTITY = re.compile(r"^[\w+=,.@-]{2,64}$")
 _installed = False
 
@@ -204,9 +219,14 @@ def _resource(request: IAMRequestBase, resource: str) -> str:
     if request._action == "sqs:GetQueueUrl":
         name = _body_param(request, "QueueName")
         return f"arn:aws:sqs:{where}:{name}" if name else resource
-    if request._action in ("events:DescribeRule", "events:ListTargetsByRule"):
+    if request._action in _RULE_ACTIONS:
         name = _body_param(request, "Name") or _body_param(request, "Rule")
         return f"arn:aws:events:{where}:rule/{name}" if name else resource
+    if request._action in _TRAIL_ACTIONS:
+        name = _body_param(request, "Name") or _body_param(request, "TrailName")
+        if name and name.startswith("arn:"):
+            return name
+        return f"arn:aws:cloudtrail:{where}:trail/{name}" if name else resource
     if not request._action.startswith("iam:"):
         return resource
     user_name = _param(request._data, "UserName")
@@ -226,6 +246,7 @@ def _permitted(
     context: dict,
     identity: list[dict],
     session_policies: list[dict],
+    boundary: dict | None,
 ) -> bool:
     probe = Request(action=action, resource=resource, context=context)
     identity_decision, _ = evaluate(identity, probe)
@@ -233,6 +254,8 @@ def _permitted(
         return False
     if session_policies and evaluate(session_policies, probe)[0] is not Decision.ALLOW:
         return False  # a session policy only narrows: it must allow too
+    if boundary is not None and evaluate([boundary], probe)[0] is not Decision.ALLOW:
+        return False  # so does a permissions boundary
     if action not in _ROLE_ACTIONS:
         return identity_decision is Decision.ALLOW
     try:
@@ -267,6 +290,7 @@ def _check_action_permitted(self: IAMRequestBase, resource: str) -> None:
     resource = _resource(self, resource)
     identity = [_document(policy) for policy in self._access_key.collect_policies()]
     session_policies = [_document(session.policy)] if session is not None and session.policy else []
+    boundary = boundaries.boundary_document(self.backend, principal_arn, kind)
     actions = [self._action]
     if self._action == "sts:AssumeRole":
         # AWS authorizes these as separate actions when the request sets them.
@@ -276,7 +300,7 @@ def _check_action_permitted(self: IAMRequestBase, resource: str) -> None:
             actions.append("sts:TagSession")
     for action in actions:
         if not _permitted(
-            self, action, resource, principal_arn, context, identity, session_policies
+            self, action, resource, principal_arn, context, identity, session_policies, boundary
         ):
             self._raise_access_denied()
 
@@ -329,4 +353,5 @@ def install() -> None:
     IAMBackend.put_role_policy = _put_role_policy  # type: ignore[method-assign]
     IAMBackend.put_user_policy = _put_user_policy  # type: ignore[method-assign]
     json_errors.install()
+    boundaries.install()
     _installed = True
