@@ -209,3 +209,26 @@ def test_a_throttle_longer_than_a_minute_is_reported_not_waited_out(laptops, set
     done = laptops.rita.run("profiles")
 
     assert "retry in" in expect_error(done, 1, "throttled")
+
+
+def test_expired_cached_credentials_are_deleted_and_reported_without_the_portal(laptops):
+    request_id = str(uuid.uuid4())
+    cached = laptops.rita.cache_dir / "credentials" / "default" / f"{request_id}.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text(
+        json.dumps(
+            {
+                "access_key_id": "ASIAEXAMPLE",
+                "secret_access_key": "expired-secret",
+                "session_token": "expired-token",
+                "expiration": "2020-01-01T00:00:00Z",
+                "region": "eu-west-1",
+            }
+        )
+    )
+
+    done = laptops.rita.run("credential-process", request_id, BREAKGLASS_URL=dead_port_url())
+
+    assert "expired at 2020-01-01 00:00:00 UTC" in expect_error(done, 5, "expired")
+    assert "expired-secret" not in done.stdout + done.stderr
+    assert not cached.exists()
