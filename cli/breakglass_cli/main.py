@@ -82,6 +82,10 @@ class State:
             self._api = Api(portal_resolve(self.profile), notice=notice)
         return self._api
 
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.close()
+
     def cache(self, request_id: str) -> CredentialCache:
         return CredentialCache(profile=self.profile, request_id=request_id)
 
@@ -99,28 +103,31 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
-def otp_code(given: str | None, doing: str) -> str:
-    """--code, then BREAKGLASS_OTP_CODE, then a prompt on the terminal itself, never echoed."""
-    code = given or os.environ.get("BREAKGLASS_OTP_CODE")
-    if code:
-        return code.strip()
+def ask_on_terminal(prompt: str, *, when_no_terminal: str) -> str:
+    """Read a secret from the terminal itself with echo off: never argv, stdin or history."""
     if os.name != "nt":
         try:
             with open("/dev/tty", "rb"):
                 pass
         except OSError:
-            raise CliError(
-                "no_terminal",
-                f"a TOTP code is needed to {doing} and there is no terminal to ask on; "
-                "pass --code or set BREAKGLASS_OTP_CODE",
-                Exit.USAGE,
-            ) from None
-    # getpass reads from /dev/tty with echo off (the console on Windows): the code is never
-    # shown and never passes through stdin, argv or the shell history.
-    code = getpass.getpass(f"TOTP code to {doing}: ").strip()
-    if not code:
-        raise CliError("usage", "no TOTP code given", Exit.USAGE)
-    return code
+            # getpass would fall back to stdin, with echo: refuse instead.
+            raise CliError("no_terminal", when_no_terminal, Exit.USAGE) from None
+    answer = getpass.getpass(prompt).strip()
+    if not answer:
+        raise CliError("usage", f"nothing entered at {prompt.strip()!r}", Exit.USAGE)
+    return answer
+
+
+def otp_code(given: str | None, doing: str) -> str:
+    """--code, then BREAKGLASS_OTP_CODE, then a prompt on the terminal."""
+    code = given or os.environ.get("BREAKGLASS_OTP_CODE")
+    if code:
+        return code.strip()
+    return ask_on_terminal(
+        f"TOTP code to {doing}: ",
+        when_no_terminal=f"a TOTP code is needed to {doing} and there is no terminal to ask on; "
+        "pass --code or set BREAKGLASS_OTP_CODE",
+    )
 
 
 def ended_error(request: dict) -> CliError:
@@ -234,7 +241,7 @@ def cli(ctx: click.Context, portal_profile: str) -> None:
     1 anything else.
     """
     ctx.obj = State(portal_profile)
-    ctx.call_on_close(lambda: ctx.obj._api.close() if ctx.obj._api else None)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.command()
@@ -250,9 +257,10 @@ def configure(
     profile = profile_name_checked(portal_profile or state.profile)
     url = portal_url_checked(url)
     if not token:
-        token = getpass.getpass("Personal token (bgp_…): ").strip()
-    if not token:
-        raise CliError("usage", "no token given", Exit.USAGE)
+        token = ask_on_terminal(
+            "Personal token (bgp_…): ",
+            when_no_terminal="no terminal to ask for the token on; pass --token",
+        )
     who = ""
     if not no_verify:
         api = Api(Portal(profile=profile, url=url, token=token), notice=notice)

@@ -232,3 +232,13 @@ def test_expired_cached_credentials_are_deleted_and_reported_without_the_portal(
     assert "expired at 2020-01-01 00:00:00 UTC" in expect_error(done, 5, "expired")
     assert "expired-secret" not in done.stdout + done.stderr
     assert not cached.exists()
+
+
+def test_configure_without_a_token_or_a_terminal_asks_nothing_and_saves_nothing(tmp_path):
+    laptop = Laptop(name="new", home=tmp_path / "new", token="")
+    laptop.home.mkdir()
+
+    done = laptop.run("configure", "--url", "https://breakglass.example.com")
+
+    assert "pass --token" in expect_error(done, 2, "no_terminal")
+    assert not laptop.config_file.exists()
