@@ -8,6 +8,7 @@ EventBridge rules and writing to SQS happen after the response, off the caller's
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,12 @@ WsgiApp = Callable[[dict, StartResponse], Iterable[bytes]]
 # content is never a request parameter.
 MAX_KEPT_BODY = 256 * 1024
 _UNRECORDED_PREFIXES = ("/_sandbox/", "/moto-api/")
+# The address of the request this thread serves, for aws:SourceIp (moto does not pass it on).
+_current = threading.local()
+
+
+def current_source_ip() -> str | None:
+    return getattr(_current, "source_ip", None)
 
 
 @dataclass
@@ -68,6 +75,7 @@ def recording(app: WsgiApp, sink: Callable[[CapturedCall], None]) -> WsgiApp:
 
     def wrapped(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        _current.source_ip = environ.get("REMOTE_ADDR")
         if path.startswith(_UNRECORDED_PREFIXES):
             return app(environ, start_response)
         body = _read_body(environ)

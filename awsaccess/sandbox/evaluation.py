@@ -7,6 +7,7 @@ cut off every session of a role.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,13 @@ def _compare_dates(op: str, actual: str, expected: str) -> bool:
     }[op]
 
 
+def _in_network(address: str, network: str) -> bool:
+    try:
+        return ipaddress.ip_address(address) in ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False  # not an address (e.g. a service name) or not a CIDR: no match
+
+
 _POSITIVE = {
     "StringEquals": lambda a, e: a == e,
     "StringEqualsIgnoreCase": lambda a, e: a.lower() == e.lower(),
@@ -69,6 +77,7 @@ _POSITIVE = {
     "ArnEquals": lambda a, e: _glob(e, a, case_sensitive=True),
     "ArnLike": lambda a, e: _glob(e, a, case_sensitive=True),
     "Bool": lambda a, e: a.lower() == str(e).lower(),
+    "IpAddress": _in_network,
 }
 _NEGATED = {
     "StringNotEquals": "StringEquals",
@@ -76,6 +85,7 @@ _NEGATED = {
     "StringNotLike": "StringLike",
     "ArnNotEquals": "ArnEquals",
     "ArnNotLike": "ArnLike",
+    "NotIpAddress": "IpAddress",
 }
 _DATES = {
     "DateEquals",

@@ -25,7 +25,7 @@ from moto.sts.exceptions import STSValidationError
 from moto.sts.models import AssumedRole, sts_backends
 from moto.sts.responses import TokenResponse
 
-from awsaccess.sandbox import boundaries, clock, json_errors
+from awsaccess.sandbox import boundaries, calls, clock, json_errors, mfa
 from awsaccess.sandbox.evaluation import Decision, Request, evaluate, names_principal_exactly
 
 PINNED_MOTO_VERSION = "5.2.5"
@@ -140,15 +140,32 @@ def _assume_role(self: TokenResponse) -> Any:
             f"The requested DurationSeconds exceeds the MaxSessionDuration set for this role "
             f"or is below 900: {duration}"
         )
+    policy_arns = [
+        arn
+        for index in range(1, 11)
+        if (arn := _param(self.querystring, f"PolicyArns.member.{index}.arn")) is not None
+    ]
     result = _original_assume_role(self)
     session: AssumedRole = result.result["Credentials"]
     issued_at = clock.now()
     session.breakglass_source_identity = source_identity  # type: ignore[attr-defined]
     session.breakglass_issued_at = issued_at  # type: ignore[attr-defined]
+    session.breakglass_policy_arns = policy_arns  # type: ignore[attr-defined]
+    session.breakglass_mfa = _mfa_device_code_valid(self)  # type: ignore[attr-defined]
     session.expiration = (issued_at + timedelta(seconds=duration)).replace(tzinfo=None)
     if source_identity is not None:
         result.result["SourceIdentity"] = source_identity
     return result
+
+
+def _mfa_device_code_valid(response: TokenResponse) -> bool:
+    serial, code = response._get_param("SerialNumber"), response._get_param("TokenCode")
+    if not serial or not code:
+        return False
+    device = iam_backends[response.current_account][response.partition].virtual_mfa_devices.get(
+        serial
+    )
+    return device is not None and mfa.code_is_valid(device.base32_string_seed, code)
 
 
 # -- patch: authorization --------------------------------------------------------------------
@@ -174,8 +191,15 @@ def _context(request: IAMRequestBase, principal_arn: str, kind: str, session: An
         "aws:principalaccount": request.account_id,
         "aws:principaltype": kind,
         "aws:securetransport": "false",
+        "aws:viaawsservice": "false",  # every call reaches the sandbox from its caller directly
     }
+    source_ip = calls.current_source_ip()
+    if source_ip:
+        context["aws:sourceip"] = source_ip
     if session is not None:
+        # Present for temporary credentials only; long-term keys leave it out (AWS docs).
+        mfa_present = getattr(session, "breakglass_mfa", False)
+        context["aws:multifactorauthpresent"] = str(mfa_present).lower()
         context["aws:tokenissuetime"] = _iso(_aware(session.breakglass_issued_at))
         source_identity = getattr(session, "breakglass_source_identity", None)
         if source_identity is not None:
@@ -190,6 +214,10 @@ def _context(request: IAMRequestBase, principal_arn: str, kind: str, session: An
             value = _param(data, param)
             if value is not None:
                 context[key] = value
+        if _param(data, "SerialNumber") and _param(data, "TokenCode"):
+            # Verified before this context is used (see _check_mfa).
+            context["aws:multifactorauthpresent"] = "true"
+            context["aws:multifactorauthage"] = "0"
         tags = _tags(data)
         for tag_key, tag_value in tags.items():
             context[f"aws:requesttag/{tag_key.lower()}"] = tag_value
@@ -275,6 +303,31 @@ def _permitted(
     return same_account and any(names_principal_exactly(s, principal_arn) for s in statements)
 
 
+def _mfa_holds(request: IAMRequestBase, principal_arn: str) -> bool:
+    """SerialNumber and TokenCode come together and name the caller's device with a current
+    code; a request without them is not refused here (the policies decide)."""
+    serial, code = _param(request._data, "SerialNumber"), _param(request._data, "TokenCode")
+    if serial is None and code is None:
+        return True
+    if serial is None or code is None:
+        return False
+    return mfa.session_code_is_valid(request.backend, principal_arn, serial, code)
+
+
+def _session_policies(backend: IAMBackend, session: AssumedRole | None) -> list[dict]:
+    """The inline session policy and the managed ones passed as PolicyArns, evaluated as one
+    set: one of them must allow, and a deny in any of them wins."""
+    if session is None:
+        return []
+    documents = [_document(session.policy)] if session.policy else []
+    for arn in getattr(session, "breakglass_policy_arns", []):
+        try:
+            documents.append(_document(backend.get_policy(arn)))
+        except NotFoundException:
+            documents.append({"Statement": []})
+    return documents
+
+
 def _check_action_permitted(self: IAMRequestBase, resource: str) -> None:
     """Replaces moto's evaluator: conditions, explicit denies, session policies, trust policies
     with principals, SetSourceIdentity/TagSession, and expired STS credentials."""
@@ -286,10 +339,12 @@ def _check_action_permitted(self: IAMRequestBase, resource: str) -> None:
         raise ExpiredTokenError()
     if self._action == "sts:GetCallerIdentity":
         return  # AWS answers it for any valid credentials, even under an explicit deny
+    if self._action == "sts:AssumeRole" and not _mfa_holds(self, principal_arn):
+        self._raise_access_denied()
     context = _context(self, principal_arn, kind, session)
     resource = _resource(self, resource)
     identity = [_document(policy) for policy in self._access_key.collect_policies()]
-    session_policies = [_document(session.policy)] if session is not None and session.policy else []
+    session_policies = _session_policies(self.backend, session)
     boundary = boundaries.boundary_document(self.backend, principal_arn, kind)
     actions = [self._action]
     if self._action == "sts:AssumeRole":
@@ -354,4 +409,5 @@ def install() -> None:
     IAMBackend.put_user_policy = _put_user_policy  # type: ignore[method-assign]
     json_errors.install()
     boundaries.install()
+    mfa.install()
     _installed = True

@@ -1,0 +1,76 @@
+"""Virtual MFA devices that behave like AWS's: EnableMFADevice checks two consecutive TOTP codes
+(RFC 6238: SHA-1, 6 digits, 30 s) from the device's seed, and AssumeRole with SerialNumber and
+TokenCode checks the code against the device assigned to the caller, on the sandbox clock.
+moto 5.2.5 accepts any codes and ignores SerialNumber/TokenCode."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import struct
+
+from moto.iam.exceptions import IAMException, NotFoundException
+from moto.iam.models import IAMBackend
+
+from awsaccess.sandbox import clock
+
+STEP_SECONDS = 30
+DIGITS = 6
+# AWS accepts codes a little out of step with its clock; one step either side, like most servers.
+TOLERANCE_STEPS = 1
+_original_enable = IAMBackend.enable_mfa_device
+
+
+class InvalidAuthenticationCode(IAMException):
+    code = "InvalidAuthenticationCode"
+
+
+def totp(seed_base32: str, step: int) -> str:
+    key = base64.b32decode(seed_base32)
+    digest = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    number = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return f"{number % 10**DIGITS:0{DIGITS}d}"
+
+
+def _current_step() -> int:
+    return int(clock.now().timestamp()) // STEP_SECONDS
+
+
+def _steps() -> range:
+    now = _current_step()
+    return range(now - TOLERANCE_STEPS, now + TOLERANCE_STEPS + 1)
+
+
+def code_is_valid(seed_base32: str, code: str) -> bool:
+    return any(hmac.compare_digest(totp(seed_base32, step), code) for step in _steps())
+
+
+def session_code_is_valid(backend: IAMBackend, user_arn: str, serial: str, code: str) -> bool:
+    """Whether `code` is current for the MFA device `serial`, enabled for the calling user."""
+    device = backend.virtual_mfa_devices.get(serial)
+    if device is None or device.user is None or device.user.arn != user_arn:
+        return False
+    return code_is_valid(device.base32_string_seed, code)
+
+
+def _enable_mfa_device(
+    self: IAMBackend, user_name: str, serial_number: str, code_1: str, code_2: str
+) -> None:
+    device = self.virtual_mfa_devices.get(serial_number)
+    if device is None:
+        raise NotFoundException(f"VirtualMFADevice with serial number {serial_number} not found")
+    seed = device.base32_string_seed
+    consecutive = any(
+        hmac.compare_digest(totp(seed, step - 1), code_1)
+        and hmac.compare_digest(totp(seed, step), code_2)
+        for step in _steps()
+    )
+    if not consecutive:
+        raise InvalidAuthenticationCode("Authentication code for device is not valid.")
+    _original_enable(self, user_name, serial_number, code_1, code_2)
+
+
+def install() -> None:
+    IAMBackend.enable_mfa_device = _enable_mfa_device  # type: ignore[method-assign]
