@@ -10,13 +10,29 @@ from pathlib import Path
 import dj_database_url
 from django.core.management.utils import get_random_secret_key
 
-from portal.env import ImproperlyConfiguredEnv, env_bool, env_int, env_list, env_str
+from portal.env import (
+    ImproperlyConfiguredEnv,
+    env_bool,
+    env_fernet_keys,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("BREAKGLASS_VAR_DIR", str(BASE_DIR / "var")))
 
 PRODUCTION = env_bool("BREAKGLASS_PRODUCTION", False)
-DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+# Debug pages show code, settings and the request to whoever triggers an error: off unless asked
+# for (`make run` asks), and never in production.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfiguredEnv(
+        "DJANGO_DEBUG=true is refused when BREAKGLASS_PRODUCTION=true: debug pages would show "
+        "code, settings and requests to anyone who triggers an error"
+    )
+# Debug pages and error reports also hide the passwords inside URLs (DATABASE_URL, the broker).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.error_reports.UrlPasswordCleansingFilter"
 
 
 def _development_secret(file_name: str, generate) -> str:
@@ -41,8 +57,10 @@ if SECRET_KEY is None:
         raise ImproperlyConfiguredEnv("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required")
     SECRET_KEY = _development_secret("secret.key", get_random_secret_key)
 
-# Fernet keys, newest first; older keys still decrypt so keys can be rotated.
-ENCRYPTION_KEYS = (env_str("BREAKGLASS_ENCRYPTION_KEYS") or "").replace(",", " ").split()
+# Fernet keys, newest first; older keys still decrypt so keys can be rotated (new key first,
+# `manage.py rotate_encryption_keys`, then drop the old one). Checked here, at start-up, so a
+# malformed key stops `manage.py check` instead of failing the first encryption with a 500.
+ENCRYPTION_KEYS = env_fernet_keys("BREAKGLASS_ENCRYPTION_KEYS")
 if not ENCRYPTION_KEYS:
     if PRODUCTION:
         raise ImproperlyConfiguredEnv(
@@ -123,7 +141,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-WHITENOISE_USE_FINDERS = DEBUG  # development serves straight from static/, no collectstatic
+# Development serves straight from static/ (debug or not), with no collectstatic.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
@@ -138,6 +157,8 @@ LOGIN_URL = "login"
 # gets four times as many, so one office behind NAT is not locked out by one person).
 SIGNIN_MAX_FAILURES = env_int("BREAKGLASS_SIGNIN_MAX_FAILURES", 5, minimum=1)
 SIGNIN_FAILURE_WINDOW_MINUTES = env_int("BREAKGLASS_SIGNIN_FAILURE_WINDOW_MINUTES", 15, minimum=1)
+# How many reverse proxies of ours stand in front of the portal (X-Forwarded-For hops to trust).
+TRUSTED_PROXY_COUNT = env_int("BREAKGLASS_TRUSTED_PROXY_COUNT", 0, minimum=0)
 PUBLIC_URL = env_str("BREAKGLASS_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # --- Celery -------------------------------------------------------------------------------
@@ -184,9 +205,6 @@ ACTIVATION_RETRY_SECONDS = env_int("BREAKGLASS_ACTIVATION_RETRY_SECONDS", 60, mi
 ACTIVATION_ORPHAN_SECONDS = env_int("BREAKGLASS_ACTIVATION_ORPHAN_SECONDS", 120, minimum=5)
 SWEEP_INTERVAL_SECONDS = env_int("BREAKGLASS_SWEEP_INTERVAL_SECONDS", 10, minimum=1)
 REVOCATION_OVERDUE_SECONDS = env_int("BREAKGLASS_REVOCATION_OVERDUE_SECONDS", 60, minimum=1)
-CELERY_BEAT_SCHEDULE = {
-    "sweep": {"task": "approvals.sweep", "schedule": float(SWEEP_INTERVAL_SECONDS)},
-}
 
 # --- AWS ------------------------------------------------------------------------------------
 # Unset endpoint = real AWS through the standard boto3 credential chain; `make run` points it at
@@ -288,11 +306,6 @@ WEBHOOK_RETRY_SECONDS = env_int("BREAKGLASS_WEBHOOK_RETRY_SECONDS", 6 * 3600, mi
 # /healthz calls a component dead when its heartbeat is older than this.
 WORKER_HEARTBEAT_SECONDS = env_int("BREAKGLASS_WORKER_HEARTBEAT_SECONDS", 15, minimum=1)
 HEALTH_STALE_SECONDS = env_int("BREAKGLASS_HEALTH_STALE_SECONDS", 60, minimum=1)
-CELERY_BEAT_SCHEDULE["worker-heartbeat"] = {
-    "task": "approvals.worker_heartbeat",
-    "schedule": float(WORKER_HEARTBEAT_SECONDS),
-    "options": {"expires": float(WORKER_HEARTBEAT_SECONDS)},
-}
 
 # --- Watching the glass -----------------------------------------------------------------------
 # The watcher long-polls every profile's watch queue for WAIT seconds, every INTERVAL seconds;
@@ -306,16 +319,28 @@ WATCH_VISIBILITY_TIMEOUT_SECONDS = env_int(
 )
 WATCH_STALE_SECONDS = env_int("BREAKGLASS_WATCH_STALE_SECONDS", 60, minimum=5)
 GUARD_INTERVAL_SECONDS = env_int("BREAKGLASS_GUARD_INTERVAL_SECONDS", 300, minimum=10)
-CELERY_BEAT_SCHEDULE["watch-poll"] = {
-    "task": "approvals.watch_poll",
-    "schedule": float(WATCH_INTERVAL_SECONDS),
-    # A poll that waited in the queue longer than one interval is superseded by the next.
-    "options": {"expires": float(WATCH_INTERVAL_SECONDS)},
-}
-CELERY_BEAT_SCHEDULE["guard-check"] = {
-    "task": "approvals.guard_check",
-    "schedule": float(GUARD_INTERVAL_SECONDS),
-    "options": {"expires": float(GUARD_INTERVAL_SECONDS)},
+
+# --- Celery beat: everything periodic, in one place ----------------------------------------------
+# Beat only sends these messages; the worker runs them (so beat holds no AWS keys). A periodic
+# message that waited in the queue longer than its period expires: the next one supersedes it.
+# The sweeper's messages never expire, since a late sweep still has deadlines to enforce.
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {"task": "approvals.sweep", "schedule": float(SWEEP_INTERVAL_SECONDS)},
+    "worker-heartbeat": {
+        "task": "approvals.worker_heartbeat",
+        "schedule": float(WORKER_HEARTBEAT_SECONDS),
+        "options": {"expires": float(WORKER_HEARTBEAT_SECONDS)},
+    },
+    "watch-poll": {
+        "task": "approvals.watch_poll",
+        "schedule": float(WATCH_INTERVAL_SECONDS),
+        "options": {"expires": float(WATCH_INTERVAL_SECONDS)},
+    },
+    "guard-check": {
+        "task": "approvals.guard_check",
+        "schedule": float(GUARD_INTERVAL_SECONDS),
+        "options": {"expires": float(GUARD_INTERVAL_SECONDS)},
+    },
 }
 
 # --- Notifications ----------------------------------------------------------------------------

@@ -70,3 +70,50 @@ def test_a_malformed_setting_stops_start_up_with_its_name(tmp_path):
 
     assert result.returncode != 0
     assert "BREAKGLASS_SWEEP_INTERVAL_SECONDS must be a whole number, not 'ten'" in result.stderr
+
+
+PRINT_DEBUG = "from django.conf import settings; print('DEBUG', settings.DEBUG)"
+
+
+def test_debug_is_off_unless_asked_for(tmp_path):
+    result = manage("shell", "-c", PRINT_DEBUG, env={}, tmp_path=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG False" in result.stdout
+
+
+def test_make_run_asks_for_development_mode_itself(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "portal.devrun", "manage", "shell", "-c", PRINT_DEBUG],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "BREAKGLASS_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG True" in result.stdout
+
+
+def test_production_refuses_debug_mode(tmp_path):
+    result = manage("check", env={**production_env(), "DJANGO_DEBUG": "true"}, tmp_path=tmp_path)
+
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG=true is refused when BREAKGLASS_PRODUCTION=true" in result.stderr
+
+
+def test_a_malformed_encryption_key_stops_check_naming_the_variable_not_the_key(tmp_path):
+    good = Fernet.generate_key().decode()
+    malformed = "c2hvcnQta2V5LWxlYWtlZC1pbi1hLWxvZw"
+    for env in (
+        {"BREAKGLASS_ENCRYPTION_KEYS": f"{good},{malformed}"},
+        {**production_env(), "BREAKGLASS_ENCRYPTION_KEYS": f"{good} {malformed}"},
+    ):
+        result = manage("check", env=env, tmp_path=tmp_path)
+
+        assert result.returncode != 0
+        assert "BREAKGLASS_ENCRYPTION_KEYS: key 2 of 2 is not a Fernet key" in result.stderr
+        assert "ImproperlyConfigured" in result.stderr
+        assert malformed not in result.stderr + result.stdout

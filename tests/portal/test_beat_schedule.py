@@ -1,0 +1,20 @@
+"""Everything periodic is in one schedule, and beat only ever names tasks the worker runs."""
+
+from django.conf import settings
+
+from portal.celery import app
+
+
+def test_every_periodic_job_is_scheduled_and_names_a_task_the_worker_has():
+    app.loader.import_default_modules()
+    schedule = settings.CELERY_BEAT_SCHEDULE
+
+    assert {entry["task"] for entry in schedule.values()} == {
+        "approvals.sweep",
+        "approvals.worker_heartbeat",
+        "approvals.watch_poll",
+        "approvals.guard_check",
+    }
+    assert all(entry["task"] in app.tasks for entry in schedule.values())
+    assert schedule["sweep"]["schedule"] == float(settings.SWEEP_INTERVAL_SECONDS)
+    assert schedule["guard-check"]["schedule"] == float(settings.GUARD_INTERVAL_SECONDS)
