@@ -18,8 +18,8 @@ from approvals.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from approvals.services import integration_key_create, integration_key_revoke
-from approvals.webhooks import webhook_endpoint_create
+from approvals.services.api_access import integration_key_create, integration_key_revoke
+from approvals.services.webhooks import webhook_endpoint_create
 
 
 @admin.register(AccessProfile)

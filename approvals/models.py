@@ -52,6 +52,25 @@ class Status(models.TextChoices):
     FAILED = "failed"
 
 
+# The lifecycle (DESIGN.md §3): the only moves `approvals.transitions` will make.
+ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset(
+        {Status.APPROVED, Status.REJECTED, Status.CANCELLED, Status.TIMED_OUT}
+    ),
+    Status.APPROVED: frozenset({Status.ACTIVATING}),
+    Status.ACTIVATING: frozenset({Status.ACTIVE, Status.FAILED}),
+    Status.ACTIVE: frozenset({Status.REVOKING}),
+    Status.REVOKING: frozenset({Status.REVOKED}),
+    Status.REVOKED: frozenset(),
+    Status.REJECTED: frozenset(),
+    Status.CANCELLED: frozenset(),
+    Status.TIMED_OUT: frozenset(),
+    Status.FAILED: frozenset(),
+}
+
+TERMINAL_STATUSES = frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if not targets)
+
+
 class AccessProfile(models.Model):
     """One break-glass role in one AWS account, and who may approve its use."""
 
@@ -210,12 +229,13 @@ class AccessRequest(models.Model):
     @property
     def time_to_revoke_ms(self) -> int | None:
         """From the deadline (or the earlier revoke click) to confirmed revocation."""
-        if not self.revoked_at:
-            return None
+        return self.time_to_revoke_ms_if_revoked_at(self.revoked_at)
+
+    def time_to_revoke_ms_if_revoked_at(self, revoked_at: datetime | None) -> int | None:
         started = self.revoke_requested_at or self.expires_at
-        if started is None:
+        if revoked_at is None or started is None:
             return None
-        return max(0, round((self.revoked_at - started).total_seconds() * 1000))
+        return max(0, round((revoked_at - started).total_seconds() * 1000))
 
 
 class Decision(models.TextChoices):
@@ -477,14 +497,36 @@ class IssuedCredential(models.Model):
         return f"credentials for {self.request_id}"
 
 
+class Component(models.TextChoices):
+    """The background components whose liveness /healthz and /metrics report."""
+
+    WORKER = "worker"
+    SWEEPER = "sweeper"
+    WATCHER = "watcher"
+    GUARD = "guard"
+
+
 class Heartbeat(models.Model):
     """When each background component was last seen alive (for /healthz and alarms)."""
 
-    component = models.CharField(max_length=32, primary_key=True)
+    component = models.CharField(max_length=32, primary_key=True, choices=Component.choices)
     seen_at = models.DateTimeField()
 
     def __str__(self) -> str:
         return f"{self.component} @ {self.seen_at:%H:%M:%S}"
+
+
+class GuardEpisode(models.Model):
+    """When the guard last found a profile's watch intact: drift seen after that is one episode,
+    so the same drift raises one alarm, and a recurrence after a repair raises a new one."""
+
+    profile = models.OneToOneField(
+        AccessProfile, on_delete=models.CASCADE, primary_key=True, related_name="guard_episode"
+    )
+    intact_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.profile_id} intact @ {self.intact_at:%H:%M:%S}"
 
 
 class IntegrationKey(models.Model):
@@ -557,6 +599,14 @@ class WebhookDelivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     attempt_log = models.JSONField(default=list)
+    report_request = models.ForeignKey(
+        AccessRequest,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="An ended request whose incident report is added at the first attempt.",
+    )
 
     def __str__(self) -> str:
         return f"{self.event} -> {self.endpoint}"

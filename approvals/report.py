@@ -5,8 +5,7 @@ import json
 
 from approvals.errors import NotAllowed
 from approvals.exports import record_as_dict
-from approvals.models import AccessRequest
-from approvals.transitions import TERMINAL_STATUSES
+from approvals.models import TERMINAL_STATUSES, AccessRequest
 
 _ACTIVATION_CODES = (
     "approvals.activation.started",

@@ -1,7 +1,7 @@
 """Reads of the approvals domain."""
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
+from approvals import rules
 from approvals.errors import NotFound
 from approvals.models import (
     AccessProfile,
@@ -18,6 +19,7 @@ from approvals.models import (
     AlarmStatus,
     Approval,
     BackupCode,
+    Component,
     Decision,
     Drill,
     Heartbeat,
@@ -93,24 +95,28 @@ def request_visible_get(*, scope: ViewerScope, access_request_id) -> AccessReque
 
 
 def signing_blocker(
-    *, scope: ViewerScope, access_request: AccessRequest, signed: bool, now=None
+    *, scope: ViewerScope, access_request: AccessRequest, signed: bool, now: datetime | None = None
 ) -> str | None:
-    """Why this user cannot sign this request now (None: they can); mirrors the service's rules."""
-    now = now or timezone.now()
-    if access_request.status != Status.PENDING:
-        return f"the request is {access_request.get_status_display().lower()}"
-    if now >= access_request.approval_deadline:
-        return "its approval deadline has passed"
-    if access_request.requester_id == scope.user_id:
-        return "this is your own request"
-    if not scope.is_approver_for(access_request.profile):
-        return f"you are not in the approver group of {access_request.profile.slug}"
-    if signed:
-        return "you have already signed it"
-    return None
+    """Why this user cannot sign this request now (None: they can): the service's own rule."""
+    refusal = rules.signing_refusal(
+        access_request=access_request,
+        signer_id=scope.user_id,
+        is_approver=scope.is_approver_for(access_request.profile),
+        already_signed=signed,
+        now=now or timezone.now(),
+    )
+    return refusal.why if refusal is not None else None
 
 
-def profiles_for_request_form() -> list[AccessProfile]:
+@dataclass(frozen=True)
+class ProfileChoice:
+    """A profile on the request form, with who approves it."""
+
+    profile: AccessProfile
+    approver_names: list[str]
+
+
+def profiles_for_request_form() -> list[ProfileChoice]:
     """Every profile with the usernames of who approves it (for the request form)."""
     profiles = list(AccessProfile.objects.select_related("approver_group"))
     members: dict[int, list[str]] = {}
@@ -123,9 +129,9 @@ def profiles_for_request_form() -> list[AccessProfile]:
         .values_list("groups", "username")
     ):
         members.setdefault(group_id, []).append(username)
-    for profile in profiles:
-        profile.approver_names = members.get(profile.approver_group_id, [])
-    return profiles
+    return [
+        ProfileChoice(profile, members.get(profile.approver_group_id, [])) for profile in profiles
+    ]
 
 
 @dataclass(frozen=True)
@@ -154,10 +160,8 @@ def request_page_get(*, scope: ViewerScope, access_request: AccessRequest) -> Re
             .order_by("username")
             .values_list("username", flat=True)
         )
-    is_requester = access_request.requester_id == scope.user_id
-    active = access_request.status == Status.ACTIVE
     credential = None
-    if active and is_requester:
+    if rules.credentials_refusal(access_request=access_request, user_id=scope.user_id) is None:
         credential = IssuedCredential.objects.filter(
             request=access_request, wiped_at__isnull=True
         ).first()
@@ -169,8 +173,14 @@ def request_page_get(*, scope: ViewerScope, access_request: AccessRequest) -> Re
         signing_blocker=signing_blocker(
             scope=scope, access_request=access_request, signed=scope.user_id in signed_ids
         ),
-        may_cancel=is_requester and access_request.status == Status.PENDING,
-        may_revoke=active and (is_requester or scope.is_approver_for(access_request.profile)),
+        may_cancel=rules.cancel_refusal(access_request=access_request, user_id=scope.user_id)
+        is None,
+        may_revoke=rules.revoke_refusal(
+            access_request=access_request,
+            user_id=scope.user_id,
+            is_approver=scope.is_approver_for(access_request.profile),
+        )
+        is None,
         may_see_credentials=credential is not None,
         credentials_expire_at=credential.expiration if credential else None,
     )
@@ -187,10 +197,17 @@ class HistoryFilters:
 
 
 @dataclass(frozen=True)
+class PendingRow:
+    request: AccessRequest
+    approvals_given: int
+    signing_blocker: str | None
+
+
+@dataclass(frozen=True)
 class Dashboard:
     scope: ViewerScope
     alarms: list[SecurityAlarm]
-    pending: list[AccessRequest]  # each with .signing_blocker and .approvals_given
+    pending: list[PendingRow]  # mine to sign first, then the ones I cannot sign; oldest first
     active: list[AccessRequest]
     history: Page
 
@@ -207,25 +224,30 @@ def dashboard_get(
     visible = requests_visible(scope=scope)
     now = timezone.now()
 
-    pending = list(
+    waiting = (
         visible.filter(status=Status.PENDING, approval_deadline__gt=now)
         .annotate(
-            approvals_given=Count("approvals", filter=Q(approvals__decision=Decision.APPROVE)),
+            approvals_count=Count("approvals", filter=Q(approvals__decision=Decision.APPROVE)),
             signed_by_me=Exists(
                 Approval.objects.filter(request=OuterRef("pk"), approver_id=scope.user_id)
             ),
         )
         .order_by("created_at")[:DASHBOARD_SECTION_LIMIT]
     )
-    for access_request in pending:
-        access_request.signing_blocker = signing_blocker(
-            scope=scope,
-            access_request=access_request,
-            signed=access_request.signed_by_me,
-            now=now,
+    pending = [
+        PendingRow(
+            request=access_request,
+            approvals_given=access_request.approvals_count,
+            signing_blocker=signing_blocker(
+                scope=scope,
+                access_request=access_request,
+                signed=access_request.signed_by_me,
+                now=now,
+            ),
         )
-    # Mine to sign first (oldest first, as the list already is), then the ones I cannot sign.
-    pending.sort(key=lambda r: r.signing_blocker is not None)
+        for access_request in waiting
+    ]
+    pending.sort(key=lambda row: row.signing_blocker is not None)
 
     active = list(visible.filter(status__in=IN_FLIGHT).order_by("expires_at", "created_at")[:100])
 
@@ -382,9 +404,9 @@ def health_check(*, now=None) -> list[ComponentHealth]:
         components.append(ComponentHealth("broker", False, None, f"broker unreachable: {exc}"))
     seen = dict(Heartbeat.objects.values_list("component", "seen_at")) if database_up else {}
     limits = {
-        "worker": settings.HEALTH_STALE_SECONDS,
-        "sweeper": settings.HEALTH_STALE_SECONDS,
-        "watcher": settings.WATCH_STALE_SECONDS,
+        Component.WORKER: settings.HEALTH_STALE_SECONDS,
+        Component.SWEEPER: settings.HEALTH_STALE_SECONDS,
+        Component.WATCHER: settings.WATCH_STALE_SECONDS,
     }
     for component, limit in limits.items():
         seen_at = seen.get(component)
@@ -403,19 +425,13 @@ def health_check(*, now=None) -> list[ComponentHealth]:
 # --- Watching the glass ---------------------------------------------------------------------
 
 
-def watcher_last_poll():
+def watcher_last_poll() -> datetime | None:
     """When the watcher last read every watch queue (None: never)."""
-    from approvals.models import Heartbeat
-
-    return Heartbeat.objects.filter(component="watcher").values_list("seen_at", flat=True).first()
-
-
-def watcher_is_stale(*, now) -> bool:
-    """For /healthz: the watcher has not completed a poll within WATCH_STALE_SECONDS."""
-    from datetime import timedelta
-
-    seen = watcher_last_poll()
-    return seen is None or now - seen >= timedelta(seconds=settings.WATCH_STALE_SECONDS)
+    return (
+        Heartbeat.objects.filter(component=Component.WATCHER)
+        .values_list("seen_at", flat=True)
+        .first()
+    )
 
 
 def user_by_username(*, username: str):

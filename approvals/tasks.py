@@ -1,68 +1,75 @@
 """Celery entry points: each loads by id and calls one service (ids only, never secrets).
 
 Every task is idempotent, acknowledged late and re-queued if its worker dies, so a message is
-never lost with a worker and a duplicate delivery does no harm.
+never lost with a worker and a duplicate delivery does no harm. Retrying is the services'
+decision: they raise RetryLater with the delay, and every task turns that into a Celery retry.
 """
 
-from celery import shared_task
-from django.conf import settings
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
-from approvals import guard, notifications, services, watch, webhooks
-from awsaccess.errors import TransientAwsError
+from celery import Task, shared_task
+
+from approvals.models import Component
+from approvals.services import grants, guard, liveness, notifications, sweep, watch, webhooks
+from approvals.services.queue import Job, RetryLater
 
 RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
 
-@shared_task(name="approvals.activate_request", **RELIABLE)
+def job(name: Job, **options: Any) -> Callable[[Callable[..., None]], Task]:
+    """Register `run` as the task for `name`; a RetryLater from it re-queues the message."""
+
+    def register(run: Callable[..., None]) -> Task:
+        @wraps(run)
+        def task(self: Task, *args: Any) -> None:
+            try:
+                run(*args)
+            except RetryLater as exc:
+                raise self.retry(countdown=exc.seconds, max_retries=None) from None
+
+        return shared_task(bind=True, name=name.value, **{**RELIABLE, **options})(task)
+
+    return register
+
+
+@job(Job.ACTIVATE)
 def activate_request(request_id: str) -> None:
-    services.request_activate(access_request_id=request_id)
+    grants.request_activate(access_request_id=request_id)
 
 
-@shared_task(bind=True, name="approvals.revoke_request", max_retries=6, **RELIABLE)
-def revoke_request(self, request_id: str) -> None:
-    try:
-        services.request_revocation_drive(access_request_id=request_id)
-    except TransientAwsError as exc:
-        # After the last retry the sweeper keeps driving it; the overdue alarm tells people.
-        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30)) from None
+@job(Job.REVOKE)
+def revoke_request(request_id: str) -> None:
+    grants.request_revocation_run(access_request_id=request_id)
 
 
-@shared_task(name="approvals.sweep", **RELIABLE)
-def sweep() -> None:
-    services.grants_sweep()
+@job(Job.SWEEP)
+def sweep_grants() -> None:
+    sweep.grants_sweep()
 
 
-@shared_task(bind=True, name="approvals.deliver_webhook", max_retries=None, **RELIABLE)
-def deliver_webhook(self, delivery_id: str) -> None:
-    # webhook_deliver bounds the retries in time (BREAKGLASS_WEBHOOK_RETRY_SECONDS).
-    retry_in = webhooks.webhook_deliver(delivery_id=delivery_id)
-    if retry_in is not None:
-        raise self.retry(countdown=retry_in)
+@job(Job.DELIVER_WEBHOOK)
+def deliver_webhook(delivery_id: str) -> None:
+    webhooks.webhook_deliver(delivery_id=delivery_id)
 
 
-@shared_task(name="approvals.worker_heartbeat", **RELIABLE)
+@job(Job.SEND_NOTIFICATION)
+def notification_send(delivery_id: int) -> None:
+    notifications.notification_deliver(delivery_id=delivery_id)
+
+
+@job(Job.WORKER_HEARTBEAT)
 def worker_heartbeat() -> None:
-    services.heartbeat(component="worker")
+    liveness.heartbeat(component=Component.WORKER)
 
 
-@shared_task(name="approvals.watch_poll", ignore_result=True)
+# Not acks_late: a lost poll is simply the next one; the SQS messages are never lost.
+@job(Job.WATCH_POLL, acks_late=False, reject_on_worker_lost=False)
 def watch_poll() -> None:
-    # Not acks_late: a lost poll is simply the next one; the SQS messages are never lost.
     watch.watch_poll()
 
 
-@shared_task(name="approvals.guard_check", ignore_result=True)
+@job(Job.GUARD_CHECK, acks_late=False, reject_on_worker_lost=False)
 def guard_check() -> None:
     guard.guard_check()
-
-
-@shared_task(bind=True, name="approvals.notification_send", **RELIABLE)
-def notification_send(self, delivery_id: int) -> None:
-    last = self.request.retries + 1 >= settings.NOTIFY_MAX_ATTEMPTS
-    try:
-        notifications.notification_deliver(delivery_id=delivery_id, last_attempt=last)
-    except notifications.DeliveryFailed as exc:
-        if last:
-            return  # recorded as failed on the delivery; nothing more to try
-        countdown = min(settings.NOTIFY_RETRY_SECONDS * 2**self.request.retries, 600)
-        raise self.retry(exc=exc, countdown=countdown, max_retries=None) from None

@@ -1,27 +1,15 @@
 """The tamper-evident timeline: append one event, verify every chain."""
 
-import json
 from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from approvals.models import AccessRequest, TimelineEvent, TimelineHead, event_hash
+from approvals.scrubbing import scrub
 
 GENESIS_HASH = "0" * 64
 SYSTEM_CHAIN = "system"
-SCRUBBED = "[scrubbed]"
-_SECRET_KEY_PARTS = (
-    "secret",
-    "password",
-    "passwd",
-    "token",
-    "otp",
-    "credential",
-    "authorization",
-    "private_key",
-    "api_key",
-)
 
 
 @dataclass(frozen=True)
@@ -37,24 +25,6 @@ SYSTEM_SOURCE = EventSource()
 
 def chain_for(access_request: AccessRequest | None) -> str:
     return f"request:{access_request.pk}" if access_request is not None else SYSTEM_CHAIN
-
-
-def scrub(detail: dict) -> dict:
-    """Blank values whose key looks secret; round-trip via JSON so the hash sees what is stored."""
-
-    def clean(value):
-        if isinstance(value, dict):
-            return {
-                key: SCRUBBED
-                if any(part in key.lower() for part in _SECRET_KEY_PARTS)
-                else clean(item)
-                for key, item in value.items()
-            }
-        if isinstance(value, list | tuple):
-            return [clean(item) for item in value]
-        return value
-
-    return json.loads(json.dumps(clean(detail), default=str))
 
 
 def timeline_append(

@@ -1,30 +1,19 @@
-"""The only place a request's status changes (DESIGN.md §3)."""
+"""The only place a request's status changes (DESIGN.md §3).
 
+A transition changes the status and appends its event, in one transaction, and nothing else:
+what follows from a change (notices, webhooks, the incident report) is queued by the services
+that own it (`approvals.services.lifecycle`).
+"""
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from approvals.errors import IllegalTransition, StaleTransition
-from approvals.models import AccessRequest, Status
-from approvals.notifications import notify_request_changed
+from approvals.models import ALLOWED_TRANSITIONS, AccessRequest, Status, TimelineEvent
 from approvals.timeline import SYSTEM_SOURCE, EventSource, timeline_append
-from approvals.webhooks import webhooks_request_changed
-
-ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.PENDING: frozenset(
-        {Status.APPROVED, Status.REJECTED, Status.CANCELLED, Status.TIMED_OUT}
-    ),
-    Status.APPROVED: frozenset({Status.ACTIVATING}),
-    Status.ACTIVATING: frozenset({Status.ACTIVE, Status.FAILED}),
-    Status.ACTIVE: frozenset({Status.REVOKING}),
-    Status.REVOKING: frozenset({Status.REVOKED}),
-    Status.REVOKED: frozenset(),
-    Status.REJECTED: frozenset(),
-    Status.CANCELLED: frozenset(),
-    Status.TIMED_OUT: frozenset(),
-    Status.FAILED: frozenset(),
-}
-
-TERMINAL_STATUSES = frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if not targets)
 
 # Timestamp fields a transition may set alongside the status.
 _TRANSITION_FIELDS = frozenset(
@@ -49,16 +38,16 @@ def request_transition(
     access_request: AccessRequest,
     to_status: Status,
     code: str,
-    actor=None,
+    actor: AbstractBaseUser | None = None,
     outcome: str = "success",
-    detail: dict | None = None,
+    detail: dict[str, Any] | None = None,
     source: EventSource = SYSTEM_SOURCE,
-    fields: dict | None = None,
-) -> AccessRequest:
+    fields: dict[str, Any] | None = None,
+) -> TimelineEvent:
     """Move the request from its current status to `to_status` and record it, atomically.
 
     The UPDATE is conditional on the status we believe it has; if another process moved it first
-    nothing is written and StaleTransition tells the caller so.
+    nothing is written and StaleTransition tells the caller so. Returns the appended event.
     """
     from_status = Status(access_request.status)
     transition_check(from_status, to_status)
@@ -66,6 +55,7 @@ def request_transition(
     if unknown := set(extra) - _TRANSITION_FIELDS:
         raise ValueError(f"transitions cannot set {sorted(unknown)}")
     now = timezone.now()
+    event: TimelineEvent | None = None
     # No savepoint: a failure here must abort the caller's change too.
     with transaction.atomic(savepoint=False):
         updated = AccessRequest.objects.filter(pk=access_request.pk, status=from_status).update(
@@ -80,19 +70,11 @@ def request_transition(
                 detail={"from": from_status.value, "to": to_status.value, **(detail or {})},
                 source=source,
             )
-            webhooks_request_changed(
-                access_request=access_request,
-                from_status=from_status,
-                changes={"status": to_status, "status_changed_at": now, **extra},
-                timeline_event=event,
-                finished=not ALLOWED_TRANSITIONS[to_status],
-            )
-            notify_request_changed(access_request_id=access_request.pk, event=to_status.value)
-    if updated != 1:
+    if event is None:
         # Raised outside the block: nothing was written, so the caller's transaction stays usable.
         raise StaleTransition(
             f"Request {access_request.pk} is no longer {from_status}; someone else acted first."
         )
     for name, value in {"status": to_status, "status_changed_at": now, **extra}.items():
         setattr(access_request, name, value)
-    return access_request
+    return event

@@ -33,7 +33,9 @@ import django, json
 django.setup()
 from django.contrib.auth.models import Group, User
 from approvals.models import AccessProfile
-from approvals.services import personal_token_create, request_open, totp_device_set
+from approvals.services.api_access import personal_token_create
+from approvals.services.identity import totp_device_set
+from approvals.services.requests import request_open
 group = Group.objects.create(name="approvers")
 profile = AccessProfile.objects.create(
     slug="prod-admin", name="Prod", account_id="123456789012", region="eu-west-1",

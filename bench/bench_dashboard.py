@@ -67,7 +67,7 @@ def populate():
         Status,
         TimelineEvent,
     )
-    from approvals.services import totp_device_set
+    from approvals.services.identity import totp_device_set
 
     rng = random.Random(7)
     approvers = Group.objects.create(name=settings.APPROVERS_GROUP)

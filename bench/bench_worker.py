@@ -113,7 +113,7 @@ class Bench:
 
     # -- the procedure --------------------------------------------------------------------------
     def open_and_approve(self, profile, requester, ticket: str):
-        from approvals.services import request_approve, request_open
+        from approvals.services.requests import request_approve, request_open
         from tests.conftest import fresh_code
 
         access_request = request_open(
@@ -205,7 +205,7 @@ def main() -> None:
         from django.contrib.auth.models import Group, User
         from django.core.management import call_command
 
-        from approvals.services import totp_device_set
+        from approvals.services.identity import totp_device_set
 
         call_command("migrate", verbosity=0)
         group = Group.objects.create(name="approvers")

@@ -9,7 +9,8 @@ from django.contrib.auth.models import Group, User
 from django_otp.oath import TOTP
 
 from approvals.models import AccessProfile, SealedTOTPDevice
-from approvals.services import request_open, totp_device_set
+from approvals.services.identity import totp_device_set
+from approvals.services.requests import request_open
 
 pytest_plugins = ["tests.sandbox_plugin"]
 

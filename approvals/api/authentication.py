@@ -13,9 +13,9 @@ from rest_framework.authentication import (
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from approvals import services
 from approvals.errors import PortalError
 from approvals.models import IntegrationKey, PersonalToken
+from approvals.services import api_access
 
 
 class IntegrationPrincipal:
@@ -54,11 +54,11 @@ class BearerAuthentication(BaseAuthentication):
         except UnicodeDecodeError:
             raise AuthenticationFailed("the bearer token must be ASCII") from None
         try:
-            if secret.startswith(services.PERSONAL_TOKEN_PREFIX):
-                token = services.personal_token_authenticate(token=secret)
+            if secret.startswith(api_access.PERSONAL_TOKEN_PREFIX):
+                token = api_access.personal_token_authenticate(token=secret)
                 return token.user, token
-            if secret.startswith(services.INTEGRATION_KEY_PREFIX):
-                key = services.integration_key_authenticate(key=secret)
+            if secret.startswith(api_access.INTEGRATION_KEY_PREFIX):
+                key = api_access.integration_key_authenticate(key=secret)
                 return IntegrationPrincipal(key), key
         except PortalError as exc:
             raise AuthenticationFailed(exc.message) from None

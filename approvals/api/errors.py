@@ -1,30 +1,12 @@
 """The API's one error shape: {"error": {"code", "message", "fields"}} for every 4xx."""
 
 from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from approvals.errors import (
-    IdempotencyConflict,
-    IllegalTransition,
-    NotAllowed,
-    NotFound,
-    PortalError,
-    RequestInvalid,
-    SignatureRefused,
-    StaleTransition,
-)
-
-PORTAL_STATUS: list[tuple[type[PortalError], int]] = [
-    (RequestInvalid, status.HTTP_400_BAD_REQUEST),
-    (NotFound, status.HTTP_404_NOT_FOUND),
-    (NotAllowed, status.HTTP_403_FORBIDDEN),
-    (SignatureRefused, status.HTTP_403_FORBIDDEN),
-    (IllegalTransition, status.HTTP_409_CONFLICT),
-    (StaleTransition, status.HTTP_409_CONFLICT),
-    (IdempotencyConflict, status.HTTP_409_CONFLICT),
-]
+from approvals.errors import PortalError
+from approvals.surfaces import error_status
 
 DRF_CODES: list[tuple[type[exceptions.APIException], str]] = [
     (exceptions.NotAuthenticated, "not_authenticated"),
@@ -66,8 +48,7 @@ def _validation(detail) -> tuple[str, dict[str, list[str]]]:
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, PortalError):
-        code = next((s for cls, s in PORTAL_STATUS if isinstance(exc, cls)), 400)
-        return Response(error_body(exc.code, exc.message, exc.fields), status=code)
+        return Response(error_body(exc.code, exc.message, exc.fields), status=error_status(exc))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "not found")
     response = exception_handler(exc, context)  # keeps WWW-Authenticate, Retry-After, Allow

@@ -15,7 +15,7 @@ from approvals.models import (
     Status,
     TimelineEvent,
 )
-from approvals.services import ALARM_NOTE_MAX_LENGTH
+from approvals.services.alarms import ALARM_NOTE_MAX_LENGTH
 
 OTP_FIELD = {"max_length": 16, "help_text": "The caller's current TOTP code."}
 

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet
 
-from approvals import selectors, services
+from approvals import selectors
 from approvals.api.authentication import Caller, caller_of
 from approvals.api.serializers import (
     AlarmAcknowledgeSerializer,
@@ -31,9 +31,10 @@ from approvals.api.serializers import (
     RequestSerializer,
     TimelineSerializer,
 )
-from approvals.errors import NotAllowed, NotFound, RequestInvalid
+from approvals.errors import NotAllowed, NotFound
 from approvals.models import AccessProfile, AccessRequest, SecurityAlarm
-from approvals.web.access import event_source
+from approvals.services import alarms, api_access, requests
+from approvals.surfaces import event_source
 
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -153,24 +154,12 @@ class RequestViewSet(GenericViewSet):
             body = RequestOpenSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             values = body.validated_data
-            requester_name = values.get("requester")
-            if caller.integration is not None:
-                if not requester_name:
-                    raise RequestInvalid(
-                        "An integration must name the requester.",
-                        fields={"requester": ["requester is required for integration keys"]},
-                    )
-                requester = selectors.user_by_username(username=requester_name)
-                if requester is None:
-                    raise RequestInvalid(
-                        "The requester is unknown.",
-                        fields={"requester": [f"no user {requester_name!r}"]},
-                    )
-            else:
-                if requester_name and requester_name != caller.user.get_username():
-                    raise NotAllowed("people open requests for themselves only")
-                requester = caller.user
-            opened = services.request_open(
+            requester = requests.requester_resolve(
+                named=values.get("requester") or "",
+                caller=caller.user,
+                integration=caller.integration.name if caller.integration else "",
+            )
+            opened = requests.request_open(
                 profile_slug=values["profile"],
                 requester=requester,
                 ticket=values["ticket"],
@@ -186,7 +175,7 @@ class RequestViewSet(GenericViewSet):
         if key is None:
             code, body = produce()
             return Response(body, status=code)
-        outcome = services.idempotency_run(
+        outcome = api_access.idempotency_run(
             caller=caller.idempotency_id, key=key, body=request.data, produce=produce
         )
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
@@ -211,7 +200,7 @@ class RequestViewSet(GenericViewSet):
         access_request = self._get(request, pk)
         body = OtpSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.request_approve(
+        requests.request_approve(
             access_request_id=access_request.pk,
             approver=caller.user,
             otp_code=body.validated_data["otp"],
@@ -231,7 +220,7 @@ class RequestViewSet(GenericViewSet):
         access_request = self._get(request, pk)
         body = OtpReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.request_reject(
+        requests.request_reject(
             access_request_id=access_request.pk,
             approver=caller.user,
             otp_code=body.validated_data["otp"],
@@ -249,7 +238,7 @@ class RequestViewSet(GenericViewSet):
     def cancel(self, request: Request, pk: str) -> Response:
         caller = caller_of(request)
         access_request = self._get(request, pk)
-        services.request_cancel(
+        requests.request_cancel(
             access_request_id=access_request.pk,
             actor=caller.user,
             opened_by=caller.integration.name if caller.integration else "",
@@ -269,7 +258,7 @@ class RequestViewSet(GenericViewSet):
         access_request = self._get(request, pk)
         body = OtpReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.request_revoke(
+        requests.request_revoke(
             access_request_id=access_request.pk,
             actor=caller.user,
             otp_code=body.validated_data["otp"],
@@ -290,7 +279,7 @@ class RequestViewSet(GenericViewSet):
         access_request = self._get(request, pk)
         body = OtpSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        issued = services.credentials_reveal(
+        issued = requests.credentials_reveal(
             access_request_id=access_request.pk,
             user=caller.user,
             otp_code=body.validated_data["otp"],
@@ -358,7 +347,7 @@ class AlarmViewSet(GenericViewSet):
         caller = self._require_handler(request)
         body = AlarmAcknowledgeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        alarm = services.alarm_acknowledge(
+        alarm = alarms.alarm_acknowledge(
             alarm_id=int(pk),
             user=caller.user,
             otp_code=body.validated_data["otp"],

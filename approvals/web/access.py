@@ -12,7 +12,6 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from approvals import selectors
-from approvals.timeline import EventSource
 
 LAST_ACTIVITY_KEY = "portal_last_activity"
 PENDING_USER_KEY = "portal_signin_pending"
@@ -22,14 +21,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-
-
-def event_source(request: HttpRequest) -> EventSource:
-    """Where an action came from, as the timeline records it."""
-    return EventSource(
-        ip=request.META.get("REMOTE_ADDR") or None,
-        user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
-    )
 
 
 def safe_next(request: HttpRequest, target: str) -> str:

@@ -10,12 +10,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from approvals import selectors, services
+from approvals import selectors
 from approvals.errors import PortalError
+from approvals.services import identity
+from approvals.surfaces import event_source
 from approvals.web.access import (
     LAST_ACTIVITY_KEY,
     PENDING_USER_KEY,
-    event_source,
     no_store,
     password_stage_required,
     pending_signin_start,
@@ -44,7 +45,7 @@ def signin(request: HttpRequest) -> HttpResponse:
     form = SignInForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.signin_password_check(
+            user = identity.signin_password_check(
                 username=form.cleaned_data["username"],
                 password=form.cleaned_data["password"],
                 source=event_source(request),
@@ -69,7 +70,7 @@ def signin_otp(request: HttpRequest) -> HttpResponse:
     form = SecondFactorForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            device = services.signin_otp_verify(
+            device = identity.signin_otp_verify(
                 user=request.pending_user,
                 code=form.cleaned_data["code"],
                 source=event_source(request),
@@ -99,13 +100,13 @@ def _qr_svg(data: str) -> str:
 def enrol(request: HttpRequest) -> HttpResponse:
     user = request.pending_user
     try:
-        device = services.totp_enrolment_start(user=user)
+        device = identity.totp_enrolment_start(user=user)
     except PortalError:
         return redirect("login_otp")
     form = EnrolForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            device = services.totp_enrolment_confirm(
+            device = identity.totp_enrolment_confirm(
                 user=user, otp_code=form.cleaned_data["code"], source=event_source(request)
             )
         except PortalError as error:
@@ -143,7 +144,7 @@ def account(request: HttpRequest) -> HttpResponse:
     codes: list[str] = []
     if request.method == "POST" and form.is_valid():
         try:
-            codes = services.backup_codes_generate(
+            codes = identity.backup_codes_generate(
                 user=request.user,
                 otp_code=form.cleaned_data["code"],
                 source=event_source(request),

@@ -2,13 +2,11 @@
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from approvals import selectors
 from approvals.web.access import verified_required
 from approvals.web.forms import HistoryFilterForm
-from approvals.web.presentation import remaining_text
 
 
 @require_GET
@@ -21,11 +19,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         filters=filter_form.filters(),
         page_number=request.GET.get("page", 1),
     )
-    now = timezone.now()
-    for access_request in board.pending:
-        access_request.left_text = remaining_text(access_request.approval_deadline, now)
-    for access_request in board.active:
-        access_request.left_text = remaining_text(access_request.expires_at, now)
     filtered = any(filter_form.data.get(name) for name in filter_form.fields)
     query = request.GET.copy()
     query.pop("page", None)

@@ -7,13 +7,14 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from approvals import selectors, services
+from approvals import selectors
 from approvals.errors import NotFound, PortalError
 from approvals.exports import record_as_csv, record_as_json
-from approvals.models import AccessRequest
+from approvals.models import TERMINAL_STATUSES, AccessRequest
 from approvals.report import incident_report_json, incident_report_markdown
-from approvals.transitions import TERMINAL_STATUSES
-from approvals.web.access import event_source, no_store, verified_required
+from approvals.services import requests
+from approvals.surfaces import error_status, event_source
+from approvals.web.access import no_store, verified_required
 from approvals.web.forms import (
     FreshCodeForm,
     RejectForm,
@@ -43,12 +44,12 @@ def _visible(request: HttpRequest, access_request_id) -> AccessRequest:
 @require_http_methods(["GET", "POST"])
 @verified_required()
 def request_new(request: HttpRequest) -> HttpResponse:
-    profiles = selectors.profiles_for_request_form()
-    form = RequestForm(request.POST or None, profiles=profiles)
+    choices = selectors.profiles_for_request_form()
+    form = RequestForm(request.POST or None, profiles=[choice.profile for choice in choices])
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            access_request = services.request_open(
+            access_request = requests.request_open(
                 profile_slug=data["profile"],
                 requester=request.user,
                 ticket=data["ticket"],
@@ -61,7 +62,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Request filed. Approvers can sign it now.")
             return redirect("request_detail", access_request_id=access_request.pk)
-    response = render(request, "requests/new.html", {"form": form, "profiles": profiles})
+    response = render(request, "requests/new.html", {"form": form, "profiles": choices})
     if form.errors:
         response.status_code = 400
     return response
@@ -116,8 +117,7 @@ def _action_refused(
         **forms,
         "action_error": error.message,
     }
-    status = 403 if error.code in ("not_allowed", "self_approval", "not_an_approver") else 400
-    return render(request, "requests/detail.html", context, status=status)
+    return render(request, "requests/detail.html", context, status=error_status(error))
 
 
 @require_POST
@@ -128,7 +128,7 @@ def request_approve(request: HttpRequest, access_request_id) -> HttpResponse:
     try:
         if not form.is_valid():
             raise PortalError(form.errors["code"][0], code="invalid")
-        services.request_approve(
+        requests.request_approve(
             access_request_id=access_request.pk,
             approver=request.user,
             otp_code=form.cleaned_data["code"],
@@ -148,7 +148,7 @@ def request_reject(request: HttpRequest, access_request_id) -> HttpResponse:
     try:
         if not form.is_valid():
             raise PortalError("Fill in the code and the reason.", code="invalid")
-        services.request_reject(
+        requests.request_reject(
             access_request_id=access_request.pk,
             approver=request.user,
             otp_code=form.cleaned_data["code"],
@@ -166,7 +166,7 @@ def request_reject(request: HttpRequest, access_request_id) -> HttpResponse:
 def request_cancel(request: HttpRequest, access_request_id) -> HttpResponse:
     access_request = _visible(request, access_request_id)
     try:
-        services.request_cancel(
+        requests.request_cancel(
             access_request_id=access_request.pk, actor=request.user, source=event_source(request)
         )
     except PortalError as error:
@@ -183,7 +183,7 @@ def request_revoke(request: HttpRequest, access_request_id) -> HttpResponse:
     try:
         if not form.is_valid():
             raise PortalError("Fill in the code and the reason.", code="invalid")
-        services.request_revoke(
+        requests.request_revoke(
             access_request_id=access_request.pk,
             actor=request.user,
             otp_code=form.cleaned_data["code"],
@@ -206,7 +206,7 @@ def request_credentials(request: HttpRequest, access_request_id) -> HttpResponse
     try:
         if not form.is_valid():
             raise PortalError(form.errors["code"][0], code="invalid")
-        credentials = services.credentials_reveal(
+        credentials = requests.credentials_reveal(
             access_request_id=access_request.pk,
             user=request.user,
             otp_code=form.cleaned_data["code"],

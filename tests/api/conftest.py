@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import pytest
 from django.test import Client
 
-from approvals.services import integration_key_create, personal_token_create
+from approvals.services.api_access import integration_key_create, personal_token_create
 from tests.conftest import Cast
 from tests.worker.conftest import live  # noqa: F401
 

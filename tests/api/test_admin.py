@@ -7,7 +7,7 @@ from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from approvals.models import IntegrationKey, SealedTOTPDevice, WebhookEndpoint
-from approvals.services import totp_device_set
+from approvals.services.identity import totp_device_set
 
 pytestmark = pytest.mark.django_db
 

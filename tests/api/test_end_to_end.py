@@ -13,8 +13,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from approvals.models import IntegrationKey
-from approvals.services import integration_key_create, personal_token_create
-from approvals.webhooks import webhook_endpoint_create
+from approvals.services.api_access import integration_key_create, personal_token_create
+from approvals.services.webhooks import webhook_endpoint_create
 from tests.api.chain import verify_timeline
 from tests.api.receiver import Receiver
 from tests.api.test_webhooks import verify

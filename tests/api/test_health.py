@@ -1,6 +1,6 @@
 import pytest
 
-from approvals.services import heartbeat
+from approvals.services.liveness import heartbeat
 
 pytestmark = pytest.mark.django_db
 

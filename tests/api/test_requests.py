@@ -1,7 +1,7 @@
 import pytest
 
 from approvals.models import AccessRequest, IdempotencyRecord, Status, TimelineEvent
-from approvals.services import personal_token_revoke
+from approvals.services.api_access import personal_token_revoke
 from tests.api.conftest import INTEGRATION, assert_error
 from tests.conftest import fresh_code
 
@@ -226,7 +226,7 @@ def test_an_expired_or_revoked_integration_key_is_refused(api):
     from django.utils import timezone
 
     from approvals.models import IntegrationKey
-    from approvals.services import integration_key_revoke
+    from approvals.services.api_access import integration_key_revoke
 
     key = IntegrationKey.objects.get(name=INTEGRATION)
     IntegrationKey.objects.filter(pk=key.pk).update(

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis import checks as st_checks
 
-from approvals.services import heartbeat
+from approvals.services.liveness import heartbeat
 from portal.wsgi import application
 
 pytestmark = pytest.mark.django_db

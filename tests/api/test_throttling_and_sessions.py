@@ -3,7 +3,7 @@ from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from approvals.models import SealedTOTPDevice
-from approvals.services import personal_token_create
+from approvals.services.api_access import personal_token_create
 from tests.api.conftest import assert_error
 
 pytestmark = pytest.mark.django_db

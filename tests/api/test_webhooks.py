@@ -7,8 +7,9 @@ import pytest
 from django.db import transaction
 
 from approvals.models import WebhookDelivery
-from approvals.services import request_cancel
-from approvals.webhooks import webhook_deliver, webhook_endpoint_create, webhooks_enqueue
+from approvals.services.queue import RetryLater
+from approvals.services.requests import request_cancel
+from approvals.services.webhooks import webhook_deliver, webhook_endpoint_create, webhooks_enqueue
 from tests.api.conftest import INTEGRATION
 from tests.api.receiver import Receiver
 from tests.broker import drain_task_messages
@@ -71,10 +72,15 @@ def test_a_request_that_ends_carries_its_incident_report(api, receiver):
     access_request = api.cast.open_request()
 
     request_cancel(access_request_id=access_request.pk, actor=api.cast.requester)
+    delivery = WebhookDelivery.objects.get(event="approvals.request.cancelled")
+    # Rendered at delivery, outside the transaction that changed the status.
+    assert "incident_report" not in delivery.payload
+    webhook_deliver(delivery_id=delivery.pk)
 
-    report = WebhookDelivery.objects.get(event="approvals.request.cancelled").payload[
-        "incident_report"
-    ]
+    (got,) = receiver.received
+    report = json.loads(got.body)["data"]["incident_report"]
+    delivery.refresh_from_db()
+    assert delivery.payload["incident_report"] == report  # retries send the same body
     assert report["request"]["status"] == "cancelled"
     assert report["chain_verified"] is True
     assert [e["code"] for e in report["timeline"]][-1] == "approvals.request.cancelled"
@@ -150,10 +156,12 @@ def test_a_failed_attempt_is_logged_and_retried_later_with_backoff(api, settings
     webhook_endpoint_create(url=dead_url)
     (delivery,) = webhooks_enqueue(event="approvals.alarm.raised", payload={"alarm": {}})
 
-    first = webhook_deliver(delivery_id=delivery.pk)
-    second = webhook_deliver(delivery_id=delivery.pk)
+    with pytest.raises(RetryLater) as first:
+        webhook_deliver(delivery_id=delivery.pk)
+    with pytest.raises(RetryLater) as second:
+        webhook_deliver(delivery_id=delivery.pk)
 
-    assert (first, second) == (3.0, 6.0)
+    assert (first.value.seconds, second.value.seconds) == (3.0, 6.0)
     delivery.refresh_from_db()
     assert delivery.attempts == 2 and delivery.delivered_at is None
     assert delivery.attempt_log[0]["status"] is None and delivery.attempt_log[0]["error"]

@@ -12,7 +12,7 @@ from approvals.models import (
     Status,
     TimelineEvent,
 )
-from approvals.services import request_approve, request_reject
+from approvals.services.requests import request_approve, request_reject
 from approvals.timeline import EventSource
 from approvals.transitions import request_transition
 from tests.broker import drain_task_messages

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from approvals.errors import NotAllowed, NotFound
 from approvals.models import AccessRequest, Status, TimelineEvent
-from approvals.services import request_cancel, requests_time_out
+from approvals.services.requests import request_cancel, requests_time_out
 
 
 def test_the_requester_cancels_a_pending_request(cast):

@@ -5,7 +5,7 @@ from django.db import connection
 
 from approvals.errors import SignatureRefused
 from approvals.models import Status, TimelineEvent
-from approvals.services import request_approve
+from approvals.services.requests import request_approve
 from tests.broker import drain_task_messages
 from tests.conftest import totp_code
 

@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from approvals.models import Heartbeat, Status
-from approvals.services import request_approve
+from approvals.services.requests import request_approve
 from approvals.transitions import request_transition
 from tests.conftest import totp_code
 

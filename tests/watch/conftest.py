@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from approvals.models import AccessProfile
-from approvals.watch import PollReport, watch_poll
+from approvals.services.watch import PollReport, watch_poll
 from tests.aws_profile import SandboxProfile, sandbox_profile
 from tests.processes import wait_until
 from tests.worker.conftest import live  # noqa: F401

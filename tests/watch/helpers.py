@@ -1,12 +1,8 @@
 """Driving a request through its real lifecycle in-process, against the AWS sandbox."""
 
 from approvals.models import AccessRequest, Status
-from approvals.services import (
-    request_activate,
-    request_approve,
-    request_revocation_drive,
-    request_revoke,
-)
+from approvals.services.grants import request_activate, request_revocation_drive
+from approvals.services.requests import request_approve, request_revoke
 from tests.conftest import fresh_code
 
 

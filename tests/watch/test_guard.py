@@ -3,8 +3,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from approvals.guard import guard_check
 from approvals.models import SecurityAlarm
+from approvals.services.guard import guard_check
 from awsaccess import policies
 from awsaccess.provisioning import profile_provision
 

@@ -61,7 +61,7 @@ def test_a_new_request_emails_the_approvers_with_a_link(
 def test_a_state_change_reaches_the_requester_and_the_approvers(
     cast, channels, django_capture_on_commit_callbacks
 ):
-    from approvals.services import request_approve
+    from approvals.services.requests import request_approve
     from tests.conftest import fresh_code
 
     access_request = cast.open_request()

@@ -10,9 +10,9 @@ from approvals.models import (
     SecurityAlarm,
     TimelineEvent,
 )
-from approvals.services import grants_sweep
+from approvals.services.sweep import grants_sweep
+from approvals.services.watch import watch_poll
 from approvals.timeline import SYSTEM_CHAIN, timeline_verify
-from approvals.watch import watch_poll
 from tests.aws_profile import sandbox_profile
 from tests.watch.conftest import event_by, event_for
 from tests.watch.helpers import active_request, revoked_request
@@ -218,7 +218,7 @@ def test_a_use_before_the_approval_is_unexplained(watched):
 def test_polls_never_overlap_so_they_cannot_fill_every_worker_slot(db):
     from django.core.cache import cache
 
-    from approvals.watch import _POLL_LOCK, watch_poll
+    from approvals.services.watch import _POLL_LOCK, watch_poll
 
     cache.add(_POLL_LOCK, "held by another worker", timeout=30)
     try:

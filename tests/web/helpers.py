@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from approvals.models import AccessRequest, IssuedCredential, Status, TimelineEvent
 from approvals.sealing import seal
-from approvals.services import request_approve
+from approvals.services.requests import request_approve
 from approvals.transitions import request_transition
 from tests.conftest import fresh_code
 

@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import SecurityAlarm
-from approvals.services import request_approve
+from approvals.services.requests import request_approve
 from tests.conftest import fresh_code
 from tests.web.helpers import active
 
@@ -22,8 +22,8 @@ def test_requests_waiting_for_my_signature_come_first_oldest_first_with_reasons(
     )
     response = as_user(cast.alice).get(reverse("dashboard"))
     pending = response.context["board"].pending
-    assert [r.ticket for r in pending[:2]] == [older.ticket, newer.ticket]
-    blockers = {r.ticket: r.signing_blocker for r in pending}
+    assert [r.request.ticket for r in pending[:2]] == [older.ticket, newer.ticket]
+    blockers = {r.request.ticket: r.signing_blocker for r in pending}
     assert blockers[signed.ticket] == "you have already signed it"
     assert blockers[mine.ticket] == "this is your own request"
     html = response.content.decode()

@@ -1,4 +1,4 @@
-from approvals.services import request_cancel
+from approvals.services.requests import request_cancel
 
 
 def test_a_finished_request_offers_its_incident_report_as_markdown_and_json(as_user, cast):

@@ -45,7 +45,7 @@ def test_a_wrong_code_is_refused_and_recorded_on_the_request(cast, as_user):
     response = as_user(cast.alice).post(
         url("approve", access_request), {"code": wrong_code(totp_code(cast.alice))}
     )
-    assert response.status_code == 400
+    assert response.status_code == 403
     assert b"not valid" in response.content
     event = access_request.events.get(code="approvals.signature.refused")
     assert event.detail["refusal"] == "otp_invalid" and event.source_ip == "127.0.0.1"
@@ -57,7 +57,7 @@ def test_a_replayed_code_cannot_sign_twice(cast, as_user):
     code = fresh_code(cast.alice)
     assert as_user(cast.alice).post(url("approve", first), {"code": code}).status_code == 302
     response = as_user(cast.alice).post(url("approve", second), {"code": code})
-    assert response.status_code == 400 and b"already used" in response.content
+    assert response.status_code == 403 and b"already used" in response.content
 
 
 def test_the_requester_gets_no_sign_button_and_a_forged_approval_is_refused(cast, as_user):
@@ -146,7 +146,7 @@ def test_a_credentials_view_with_a_wrong_code_is_recorded_and_shows_nothing(cast
     response = as_user(cast.requester).post(
         url("credentials", access_request), {"code": wrong_code(totp_code(cast.requester))}
     )
-    assert response.status_code == 400 and b"test-secret-value" not in response.content
+    assert response.status_code == 403 and b"test-secret-value" not in response.content
     assert response["Cache-Control"].startswith("no-store")
     assert codes(access_request)[-1] == "approvals.credentials.refused"
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from approvals.models import AccessRequest, Status
-from approvals.services import request_approve
+from approvals.services.requests import request_approve
 from tests.aws_profile import SandboxProfile, sandbox_profile
 from tests.broker import drain_task_messages
 from tests.conftest import Cast, fresh_code

@@ -3,7 +3,7 @@ from botocore.exceptions import ClientError
 
 from approvals.errors import NotAllowed, SignatureRefused
 from approvals.models import IssuedCredential, Status, TimelineEvent
-from approvals.services import credentials_reveal, request_revoke
+from approvals.services.requests import credentials_reveal, request_revoke
 from awsaccess.runtime import access_engine
 from portal.celery import app
 from tests.conftest import fresh_code, totp_code
@@ -17,7 +17,7 @@ def codes(access_request) -> list[str]:
 
 
 def grant_attached(live, access_request) -> bool:
-    from approvals.services import _aws_grant
+    from approvals.services.grants import _aws_grant
 
     access_request.refresh_from_db()
     return access_engine().grant_is_attached(

@@ -15,7 +15,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from approvals.models import AccessRequest, IssuedCredential, Status, TimelineEvent
-from approvals.services import credentials_reveal
+from approvals.services.requests import credentials_reveal
 from tests.conftest import fresh_code
 from tests.processes import wait_until
 from tests.worker.conftest import SWEEP_SECONDS

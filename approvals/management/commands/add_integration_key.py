@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from approvals.errors import RequestInvalid
-from approvals.services import integration_key_create
+from approvals.services.api_access import integration_key_create
 
 
 class Command(BaseCommand):

@@ -3,7 +3,8 @@ import os
 from django.core.management.base import BaseCommand, CommandError
 
 from approvals.errors import RequestInvalid
-from approvals.services import personal_token_create, user_provision
+from approvals.services.api_access import personal_token_create
+from approvals.services.identity import user_provision
 
 PASSWORD_ENV = "BREAKGLASS_USER_PASSWORD"  # noqa: S105 (a variable name, not a password)
 

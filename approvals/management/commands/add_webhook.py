@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from approvals.errors import RequestInvalid
 from approvals.models import IntegrationKey
-from approvals.webhooks import webhook_endpoint_create
+from approvals.services.webhooks import webhook_endpoint_create
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from approvals.guard import guard_check
+from approvals.services.guard import guard_check
 
 
 class Command(BaseCommand):

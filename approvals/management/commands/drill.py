@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from approvals.drills import DrillFailed, DrillPlan, drill_run
 from approvals.errors import PortalError
+from approvals.services.drills import DrillFailed, DrillPlan, drill_run
 
 
 class Command(BaseCommand):

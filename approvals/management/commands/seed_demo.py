@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
 from approvals.models import AccessProfile, SealedTOTPDevice
-from approvals.services import user_provision
+from approvals.services.identity import user_provision
 
 DEMO_USERS = [("rita", False), ("alice", True), ("bob", True)]
 

@@ -15,7 +15,9 @@ import secrets
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlparse
 
 from django.conf import settings
@@ -32,8 +34,11 @@ from approvals.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from approvals.report import incident_report_dict
+from approvals.scrubbing import scrub
 from approvals.sealing import seal, unseal
-from approvals.timeline import scrub, timeline_append
+from approvals.services.queue import Job, RetryLater, enqueue_after_commit
+from approvals.timeline import timeline_append
 
 DELIVERY_HEADER = "X-Breakglass-Delivery"
 TIMESTAMP_HEADER = "X-Breakglass-Timestamp"
@@ -73,7 +78,13 @@ def webhook_endpoint_create(
     return endpoint, secret
 
 
-def webhooks_enqueue(*, event: str, payload: dict, endpoints=None) -> list[WebhookDelivery]:
+def webhooks_enqueue(
+    *,
+    event: str,
+    payload: dict[str, Any],
+    endpoints: Iterable[WebhookEndpoint] | None = None,
+    report_request: AccessRequest | None = None,
+) -> list[WebhookDelivery]:
     """One delivery per active endpoint, in the caller's transaction; sent once it commits.
 
     Other code calls this for security alarms; `endpoints` narrows the audience.
@@ -84,18 +95,16 @@ def webhooks_enqueue(*, event: str, payload: dict, endpoints=None) -> list[Webho
         return []
     clean = scrub(payload)  # defence in depth: nothing secret-looking leaves the portal
     deliveries = WebhookDelivery.objects.bulk_create(
-        [WebhookDelivery(endpoint=endpoint, event=event, payload=clean) for endpoint in targets]
+        [
+            WebhookDelivery(
+                endpoint=endpoint, event=event, payload=clean, report_request=report_request
+            )
+            for endpoint in targets
+        ]
     )
-    ids = [str(delivery.pk) for delivery in deliveries]
-    transaction.on_commit(lambda: _send(ids))
+    for delivery in deliveries:
+        enqueue_after_commit(Job.DELIVER_WEBHOOK, delivery.pk, best_effort=True)
     return deliveries
-
-
-def _send(delivery_ids: list[str]) -> None:
-    from portal.celery import app
-
-    for delivery_id in delivery_ids:
-        app.send_task("approvals.deliver_webhook", args=[delivery_id])
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -132,7 +141,7 @@ def webhooks_request_changed(
     """Called inside the transaction that opened the request or changed its status.
 
     When the request has ended, the payload carries its incident report, ready to attach to
-    the ticket.
+    the ticket: built at the first delivery attempt, outside the status change's transaction.
     """
     endpoints = WebhookEndpoint.objects.filter(active=True).filter(
         Q(integration__isnull=True) | Q(integration__name=access_request.opened_by)
@@ -150,14 +159,25 @@ def webhooks_request_changed(
             "hash": timeline_event.hash,
         },
     }
-    if finished and endpoints.exists():
-        from approvals.report import incident_report_dict
+    webhooks_enqueue(
+        event=timeline_event.code,
+        payload=payload,
+        endpoints=endpoints,
+        report_request=access_request if finished else None,
+    )
 
-        # Read back in this transaction: the report must show the status just written.
-        payload["incident_report"] = incident_report_dict(
-            AccessRequest.objects.select_related("profile").get(pk=access_request.pk)
-        )
-    webhooks_enqueue(event=timeline_event.code, payload=payload, endpoints=endpoints)
+
+def _report_attach(delivery: WebhookDelivery) -> None:
+    """Add the ended request's incident report to the payload, once: retries send the same body."""
+    if delivery.report_request_id is None or "incident_report" in delivery.payload:
+        return
+    access_request = AccessRequest.objects.select_related("profile").get(
+        pk=delivery.report_request_id
+    )
+    delivery.payload = scrub(
+        {**delivery.payload, "incident_report": incident_report_dict(access_request)}
+    )
+    delivery.save(update_fields=["payload"])
 
 
 def _delivery_body(delivery: WebhookDelivery) -> bytes:
@@ -192,9 +212,10 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
         return None, str(getattr(exc, "reason", exc))
 
 
-def webhook_deliver(*, delivery_id) -> float | None:
-    """One attempt. Returns seconds to wait before the next one, or None: delivered or given up.
+def webhook_deliver(*, delivery_id: int | str) -> None:
+    """One attempt; RetryLater (after the attempt is recorded) when another one is due.
 
+    Retries back off exponentially and stop once BREAKGLASS_WEBHOOK_RETRY_SECONDS have passed.
     The row stays locked during the attempt (bounded by the timeout), so a duplicate task
     message skips it instead of posting twice at once.
     """
@@ -206,47 +227,55 @@ def webhook_deliver(*, delivery_id) -> float | None:
             .first()
         )
         if delivery is None:
-            return None
-        now = timezone.now()
-        entry: dict = {"at": now.isoformat(), "attempt": delivery.attempts + 1}
-        if not delivery.endpoint.active:
-            entry.update(status=None, error="endpoint disabled; not sent", final=True)
-            _record(delivery, entry)
-            return None
-        body = _delivery_body(delivery)
-        timestamp = str(int(time.time()))
-        secret = unseal(delivery.endpoint.sealed_secret).decode()
-        started = time.monotonic()
-        status, error = _post(
-            delivery.endpoint.url,
-            body,
-            {
-                "Content-Type": "application/json",
-                "User-Agent": "breakglass-portal-webhooks/1",
-                DELIVERY_HEADER: str(delivery.delivery_id),
-                EVENT_HEADER: delivery.event,
-                TIMESTAMP_HEADER: timestamp,
-                SIGNATURE_HEADER: webhook_signature(secret=secret, timestamp=timestamp, body=body),
-            },
-        )
-        entry.update(
-            status=status,
-            error=error[:_ERROR_MAX_LENGTH],
-            duration_ms=round((time.monotonic() - started) * 1000),
-        )
-        if status is not None and 200 <= status < 300:
-            delivery.delivered_at = timezone.now()
-            _record(delivery, entry)
-            return None
-        delay = min(settings.WEBHOOK_BACKOFF_SECONDS * 2**delivery.attempts, MAX_BACKOFF_SECONDS)
-        elapsed = (now - delivery.created_at).total_seconds()
-        if elapsed + delay > settings.WEBHOOK_RETRY_SECONDS:
-            entry["final"] = True
-            _record(delivery, entry)
-            return None
-        entry["next_attempt_in_s"] = delay
+            return
+        retry_in = _attempt(delivery)
+    if retry_in is not None:
+        raise RetryLater(f"webhook delivery {delivery_id} failed", seconds=retry_in)
+
+
+def _attempt(delivery: WebhookDelivery) -> float | None:
+    """POST the delivery once and record it → seconds until the next attempt, or None."""
+    now = timezone.now()
+    entry: dict[str, Any] = {"at": now.isoformat(), "attempt": delivery.attempts + 1}
+    if not delivery.endpoint.active:
+        entry.update(status=None, error="endpoint disabled; not sent", final=True)
         _record(delivery, entry)
-        return float(delay)
+        return None
+    _report_attach(delivery)
+    body = _delivery_body(delivery)
+    timestamp = str(int(time.time()))
+    secret = unseal(delivery.endpoint.sealed_secret).decode()
+    started = time.monotonic()
+    status, error = _post(
+        delivery.endpoint.url,
+        body,
+        {
+            "Content-Type": "application/json",
+            "User-Agent": "breakglass-portal-webhooks/1",
+            DELIVERY_HEADER: str(delivery.delivery_id),
+            EVENT_HEADER: delivery.event,
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: webhook_signature(secret=secret, timestamp=timestamp, body=body),
+        },
+    )
+    entry.update(
+        status=status,
+        error=error[:_ERROR_MAX_LENGTH],
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
+    if status is not None and 200 <= status < 300:
+        delivery.delivered_at = timezone.now()
+        _record(delivery, entry)
+        return None
+    delay = min(settings.WEBHOOK_BACKOFF_SECONDS * 2**delivery.attempts, MAX_BACKOFF_SECONDS)
+    elapsed = (now - delivery.created_at).total_seconds()
+    if elapsed + delay > settings.WEBHOOK_RETRY_SECONDS:
+        entry["final"] = True
+        _record(delivery, entry)
+        return None
+    entry["next_attempt_in_s"] = delay
+    _record(delivery, entry)
+    return float(delay)
 
 
 def _record(delivery: WebhookDelivery, entry: dict) -> None:

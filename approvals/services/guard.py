@@ -10,15 +10,16 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
-from approvals import services
-from approvals.models import AccessProfile, Heartbeat
+from django.utils import timezone
+
+from approvals.models import AccessProfile, Component, GuardEpisode
+from approvals.services.alarms import alarm_open
+from approvals.services.liveness import heartbeat
 from awsaccess import runtime
 from awsaccess.errors import AwsError, TransientAwsError
 from awsaccess.watch_integrity import Drift, watch_integrity_check
 
 logger = logging.getLogger(__name__)
-
-GUARD_COMPONENT = "guard"
 
 
 @dataclass
@@ -33,11 +34,6 @@ class GuardResult:
         return not self.drifts and not self.error
 
 
-def _clean_marker(profile: AccessProfile) -> str:
-    """Names the current episode: when this profile was last found intact."""
-    return f"{GUARD_COMPONENT}:{profile.pk}"
-
-
 def guard_check(*, profile_slugs: list[str] | None = None) -> list[GuardResult]:
     """Check every profile (or the named ones) with the broker identity; alarm on drift."""
     profiles = AccessProfile.objects.order_by("slug")
@@ -48,9 +44,8 @@ def guard_check(*, profile_slugs: list[str] | None = None) -> list[GuardResult]:
     for profile in profiles:
         result = GuardResult(profile)
         results.append(result)
-        marker = _clean_marker(profile)
         episode = (
-            Heartbeat.objects.filter(component=marker).values_list("seen_at", flat=True).first()
+            GuardEpisode.objects.filter(profile=profile).values_list("intact_at", flat=True).first()
         )
         episode_text = episode.isoformat() if episode else "first"
         try:
@@ -62,7 +57,7 @@ def guard_check(*, profile_slugs: list[str] | None = None) -> list[GuardResult]:
             continue
         except AwsError as exc:
             result.error = str(exc)
-            alarm, _ = services.alarm_open(
+            alarm, _ = alarm_open(
                 kind="guard_blind",
                 title=f"The guard cannot read the watch of {profile.slug}: {exc}",
                 dedup_key=f"guard_blind:{profile.pk}:{exc.operation}:{exc.code}:{episode_text}",
@@ -72,12 +67,14 @@ def guard_check(*, profile_slugs: list[str] | None = None) -> list[GuardResult]:
             result.alarm_id = alarm.pk
             continue
         if not result.drifts:
-            services.heartbeat(component=marker)
+            GuardEpisode.objects.update_or_create(
+                profile=profile, defaults={"intact_at": timezone.now()}
+            )
             continue
         changes = [f"{drift.resource}: {drift.change}" for drift in result.drifts]
         digest = hashlib.sha256("\n".join(sorted(changes)).encode()).hexdigest()[:16]
         more = f" (and {len(changes) - 1} more)" if len(changes) > 1 else ""
-        alarm, _ = services.alarm_open(
+        alarm, _ = alarm_open(
             kind="guard_drift",
             title=f"The watch of {profile.slug} was changed: {changes[0]}{more}",
             dedup_key=f"guard_drift:{profile.pk}:{digest}:{episode_text}",
@@ -85,5 +82,5 @@ def guard_check(*, profile_slugs: list[str] | None = None) -> list[GuardResult]:
             profile=profile,
         )
         result.alarm_id = alarm.pk
-    services.heartbeat(component=GUARD_COMPONENT)
+    heartbeat(component=Component.GUARD)
     return results

@@ -13,15 +13,21 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from approvals.errors import NotAllowed, NotFound, PortalError
-from approvals.models import AccessProfile, AccessRequest, Drill, SealedTOTPDevice, Status
-from approvals.services import (
+from approvals.models import (
+    TERMINAL_STATUSES,
+    AccessProfile,
+    AccessRequest,
+    Drill,
+    SealedTOTPDevice,
+    Status,
+)
+from approvals.services.identity import totp_device_set
+from approvals.services.requests import (
     credentials_reveal,
     request_approve,
     request_open,
     request_revoke,
-    totp_device_set,
 )
-from approvals.transitions import TERMINAL_STATUSES
 from awsaccess.errors import AwsError
 from awsaccess.probe import credentials_work
 

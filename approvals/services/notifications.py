@@ -12,7 +12,6 @@ import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -21,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.models import AccessProfile, AccessRequest, NotificationDelivery, SecurityAlarm
+from approvals.services.queue import Job, RetryLater, enqueue_after_commit
 
 logger = logging.getLogger("approvals.notifications")
 
@@ -110,20 +110,10 @@ def notify(notice: Notice) -> list[NotificationDelivery]:
     if not rows:
         return []
     deliveries = NotificationDelivery.objects.bulk_create(rows)
-    ids = [delivery.pk for delivery in deliveries]
-    transaction.on_commit(partial(_enqueue, ids), robust=True)
+    for delivery in deliveries:
+        # Best effort: with the broker down the delivery stays pending and visible.
+        enqueue_after_commit(Job.SEND_NOTIFICATION, delivery.pk, best_effort=True)
     return deliveries
-
-
-def _enqueue(delivery_ids: list[int]) -> None:
-    from portal.celery import app
-
-    for delivery_id in delivery_ids:
-        try:
-            app.send_task("approvals.notification_send", args=[delivery_id])
-        except Exception:
-            # The broker is down: the delivery stays pending and visible; the workflow goes on.
-            logger.exception("could not queue notification %s", delivery_id)
 
 
 def notify_request_changed(*, access_request_id, event: str) -> None:
@@ -254,8 +244,9 @@ def notify_revocation_overdue(*, access_request: AccessRequest, overdue_seconds:
 # --- Sending (the Celery task's side) ---------------------------------------------------------
 
 
-def notification_deliver(*, delivery_id: int, last_attempt: bool) -> None:
-    """One attempt at one delivery; raises DeliveryFailed so the task retries. Idempotent."""
+def notification_deliver(*, delivery_id: int) -> None:
+    """One attempt at one delivery (idempotent); RetryLater, once the failed attempt is recorded,
+    until BREAKGLASS_NOTIFY_MAX_ATTEMPTS attempts have been made."""
     with transaction.atomic():
         delivery = (
             NotificationDelivery.objects.select_for_update(skip_locked=True)
@@ -265,6 +256,7 @@ def notification_deliver(*, delivery_id: int, last_attempt: bool) -> None:
         if delivery is None or delivery.status == "sent":
             return
         delivery.attempts += 1
+        last_attempt = delivery.attempts >= settings.NOTIFY_MAX_ATTEMPTS
         try:
             _send(delivery)
         except DeliveryFailed as exc:
@@ -279,14 +271,16 @@ def notification_deliver(*, delivery_id: int, last_attempt: bool) -> None:
                 delivery.attempts,
                 exc,
             )
-            failure = exc
+            if last_attempt:
+                return
+            retry_in = min(settings.NOTIFY_RETRY_SECONDS * 2 ** (delivery.attempts - 1), 600)
         else:
             delivery.status = "sent"
             delivery.delivered_at = timezone.now()
             delivery.save(update_fields=["attempts", "status", "delivered_at"])
             return
     # Raised after the commit, so the attempt stays recorded.
-    raise failure
+    raise RetryLater(f"notification {delivery_id} failed", seconds=retry_in)
 
 
 def _send(delivery: NotificationDelivery) -> None:

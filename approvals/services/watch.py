@@ -6,8 +6,6 @@ itself set aside as poison), so a crash anywhere means redelivery, never loss; t
 eventID makes redelivery harmless.
 """
 
-import ipaddress
-import json
 import logging
 import math
 import queue
@@ -16,13 +14,26 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from approvals import services
-from approvals.models import AccessProfile, AccessRequest, Status
+from approvals.models import (
+    AccessProfile,
+    AccessRequest,
+    Component,
+    ObservedUse,
+    PoisonMessage,
+    Status,
+)
+from approvals.scrubbing import scrub_text
+from approvals.services.alarms import alarm_open
+from approvals.services.liveness import heartbeat
+from approvals.timeline import EventSource, timeline_append
+from approvals.watch_events import PoisonEvent, RoleUse, role_use_parse
 from awsaccess import runtime, watch_queue
 from awsaccess.errors import AwsError
 
@@ -35,121 +46,6 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _EXPLAINING_STATUSES = frozenset(
     {Status.ACTIVATING, Status.ACTIVE, Status.REVOKING, Status.REVOKED, Status.FAILED}
 )
-SCRUBBED = "[scrubbed]"
-
-
-class PoisonEvent(ValueError):
-    """A message that is not a CloudTrail AssumeRole event we can read."""
-
-
-@dataclass(frozen=True)
-class RoleUse:
-    """One AssumeRole call as CloudTrail recorded it (secrets already removed from `raw`)."""
-
-    event_id: str
-    event_time: datetime
-    role_arn: str
-    session_name: str
-    source_identity: str
-    principal_arn: str
-    principal_type: str
-    source_ip: str
-    user_agent: str
-    region: str
-    access_key_id: str
-    credentials_expiration: str
-    error_code: str
-    raw: dict
-
-    @property
-    def ip(self) -> str | None:
-        """The source address if it is an IP (CloudTrail also writes service names there)."""
-        try:
-            return str(ipaddress.ip_address(self.source_ip))
-        except ValueError:
-            return None
-
-    @property
-    def summary(self) -> str:
-        verb = "role assumed" if not self.error_code else f"AssumeRole refused ({self.error_code})"
-        return f"{verb} from IP {self.source_ip or 'unknown'} by {self.principal_arn or 'unknown'}"
-
-
-def _text(value, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
-
-
-def _parse_time(value) -> datetime:
-    if not isinstance(value, str):
-        raise PoisonEvent("eventTime is missing")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise PoisonEvent(f"eventTime {value[:40]!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
-
-
-def _principal(identity: dict) -> tuple[str, str]:
-    """(principal ARN as IAM names it, identity type): for an assumed-role caller, the role."""
-    kind = _text(identity.get("type"), 40)
-    if kind == "AssumedRole":
-        issuer = (identity.get("sessionContext") or {}).get("sessionIssuer") or {}
-        return _text(issuer.get("arn"), 600) or _text(identity.get("arn"), 600), kind
-    return _text(identity.get("arn"), 600), kind
-
-
-def _scrub(message: dict) -> dict:
-    """CloudTrail logs the issued session token; it must not be stored with the event."""
-    clean = json.loads(json.dumps(message))
-    record = clean.get("detail") if isinstance(clean.get("detail"), dict) else clean
-    credentials = (record.get("responseElements") or {}).get("credentials")
-    if isinstance(credentials, dict) and "sessionToken" in credentials:
-        credentials["sessionToken"] = SCRUBBED
-    return clean
-
-
-def role_use_parse(body: str) -> RoleUse:
-    """An EventBridge envelope (or a bare CloudTrail record) → RoleUse; PoisonEvent otherwise."""
-    try:
-        message = json.loads(body)
-    except (TypeError, ValueError):
-        raise PoisonEvent("the message is not JSON") from None
-    if not isinstance(message, dict):
-        raise PoisonEvent("the message is not a JSON object")
-    record = message.get("detail") if "detail" in message else message
-    if not isinstance(record, dict):
-        raise PoisonEvent("the event has no CloudTrail detail")
-    if record.get("eventName") != "AssumeRole":
-        raise PoisonEvent(f"eventName is {str(record.get('eventName'))[:40]!r}, not AssumeRole")
-    event_id = record.get("eventID")
-    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 100:
-        raise PoisonEvent("eventID is missing")
-    parameters = record.get("requestParameters")
-    if not isinstance(parameters, dict) or not isinstance(parameters.get("roleArn"), str):
-        raise PoisonEvent("requestParameters.roleArn is missing")
-    identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), dict) else {}
-    principal_arn, principal_type = _principal(identity)
-    response = record.get("responseElements")
-    credentials = (response or {}).get("credentials") if isinstance(response, dict) else None
-    credentials = credentials if isinstance(credentials, dict) else {}
-    return RoleUse(
-        event_id=event_id,
-        event_time=_parse_time(record.get("eventTime")),
-        role_arn=parameters["roleArn"][:600],
-        session_name=_text(parameters.get("roleSessionName"), 64),
-        source_identity=_text(parameters.get("sourceIdentity"), 64),
-        principal_arn=principal_arn,
-        principal_type=principal_type,
-        source_ip=_text(record.get("sourceIPAddress"), 64),
-        user_agent=_text(record.get("userAgent"), 300),
-        region=_text(record.get("awsRegion"), 32),
-        access_key_id=_text(credentials.get("accessKeyId"), 128),
-        credentials_expiration=_text(credentials.get("expiration"), 64),
-        error_code=_text(record.get("errorCode"), 100),
-        raw=_scrub(message),
-    )
 
 
 @dataclass(frozen=True)
@@ -288,7 +184,7 @@ def _watch_poll_locked(window: int) -> PollReport:
     profiles = {(p.region, p.role_arn): p for p in AccessProfile.objects.order_by("pk")}
     report.queues = len(profiles)
     if not profiles:
-        services.heartbeat(component=services.WATCHER_COMPONENT)
+        heartbeat(component=Component.WATCHER)
         return report
     inbox: queue.Queue = queue.Queue()
     # Threads only talk to SQS; every database write stays on this thread.
@@ -310,7 +206,7 @@ def _watch_poll_locked(window: int) -> PollReport:
                     report.received += 1
                     _message_handle(profile, queue_url, message, report)
     if not report.queue_errors:
-        services.heartbeat(component=services.WATCHER_COMPONENT)
+        heartbeat(component=Component.WATCHER)
     return report
 
 
@@ -320,7 +216,7 @@ def _message_handle(
     try:
         use = role_use_parse(message["body"])
     except PoisonEvent as exc:
-        services.poison_message_record(
+        poison_message_record(
             queue_url=queue_url,
             message_id=message["message_id"],
             body=message["body"],
@@ -330,7 +226,7 @@ def _message_handle(
         report.poison += 1
     else:
         explanation = role_use_explain(use=use, profile=profile)
-        observed = services.observed_use_record(
+        observed = observed_use_record(
             use=use,
             profile=profile,
             access_request=explanation.access_request,
@@ -351,3 +247,100 @@ def _message_handle(
     except AwsError as exc:
         # Stored already: the redelivery will be recognised by its eventID / message id.
         logger.warning("watch message %s not deleted yet: %s", message["message_id"], exc)
+
+
+# --- What a message becomes ---------------------------------------------------------------
+
+
+def observed_use_record(
+    *, use, profile: AccessProfile, access_request: AccessRequest | None, unexplained: str
+):
+    """Store one AssumeRole seen in CloudTrail (an approvals.watch.RoleUse) → ObservedUse, or None
+    when that eventID was already recorded. Tied to its request's timeline; an alarm if no
+    approved, active request explains it (`unexplained` says why)."""
+    with transaction.atomic():
+        if ObservedUse.objects.filter(event_id=use.event_id).exists():
+            return None
+        try:
+            with transaction.atomic():
+                observed = ObservedUse.objects.create(
+                    event_id=use.event_id,
+                    profile=profile,
+                    request=access_request,
+                    event_time=use.event_time,
+                    role_arn=use.role_arn,
+                    principal_arn=use.principal_arn,
+                    session_name=use.session_name,
+                    source_identity=use.source_identity,
+                    source_ip=use.source_ip,
+                    user_agent=use.user_agent,
+                    region=use.region,
+                    explained=not unexplained,
+                    raw_event=use.raw,
+                    received_at=timezone.now(),
+                )
+        except IntegrityError:
+            return None
+        detail = {
+            "message": use.summary,
+            "event_id": use.event_id,
+            "event_time": use.event_time.isoformat(),
+            "principal": use.principal_arn,
+            "source_ip": use.source_ip,
+            "user_agent": use.user_agent,
+            "region": use.region,
+            "session_name": use.session_name,
+            "source_identity": use.source_identity,
+            "error_code": use.error_code,
+            "explained": not unexplained,
+            "unexplained": unexplained,
+        }
+        if access_request is not None:
+            timeline_append(
+                access_request=access_request,
+                code="approvals.role.assume_failed" if use.error_code else "approvals.role.assumed",
+                actor_name=(use.principal_arn or "unknown principal")[:150],
+                outcome="alarm" if unexplained else "success",
+                detail=detail,
+                source=EventSource(ip=use.ip, user_agent=use.user_agent),
+            )
+        if unexplained:
+            role = use.role_arn.rsplit("/", 1)[-1]
+            alarm_open(
+                kind="unexplained_use",
+                title=f"Unexplained AssumeRole of {role}: {use.summary}; {unexplained}",
+                dedup_key=f"use:{use.event_id}",
+                detail=detail,
+                raw_event=use.raw,
+                profile=profile,
+                access_request=access_request,
+            )
+    return observed
+
+
+def poison_message_record(
+    *, queue_url: str, message_id: str, body: str, error: str, profile: AccessProfile | None
+):
+    """Set aside a watch message we cannot read (kept, never lost) and report it → PoisonMessage,
+    or None when it was already set aside."""
+    clean_body = scrub_text(body)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                poison = PoisonMessage.objects.create(
+                    queue_url=queue_url[:600],
+                    message_id=message_id[:100],
+                    body=clean_body,
+                    error=error,
+                    received_at=timezone.now(),
+                )
+        except IntegrityError:
+            return None
+        alarm_open(
+            kind="poison_message",
+            title=f"Unreadable message on the watch queue of {profile or 'a profile'}: {error}",
+            dedup_key=f"poison:{message_id}",
+            detail={"message_id": message_id, "queue_url": queue_url, "error": error},
+            profile=profile,
+        )
+    return poison

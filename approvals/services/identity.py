@@ -1,0 +1,267 @@
+"""Who people are: sign-in (password, then TOTP or a backup code), TOTP enrolment, backup codes,
+and provisioning users for bootstrap and automation."""
+
+import binascii
+import hashlib
+import re
+import secrets
+from base64 import b32decode
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.db import transaction
+from django.utils import timezone
+
+from approvals import selectors
+from approvals.errors import NotAllowed, RequestInvalid, SignatureRefused
+from approvals.models import BackupCode, SealedTOTPDevice
+from approvals.rules import Refusal
+from approvals.sealing import seal
+from approvals.services.signing import otp_check, refusal_raise, signature_check
+from approvals.timeline import EventSource, timeline_append
+
+
+def _decode_totp_secret(secret: str) -> bytes:
+    cleaned = re.sub(r"[\s-]", "", secret).upper()
+    if not re.fullmatch(r"[A-Z2-7]+=*", cleaned):
+        raise RequestInvalid(
+            "The TOTP secret is not base32.",
+            fields={"totp_secret": ["TOTP secret must be base32 (letters A-Z and digits 2-7)"]},
+        )
+    cleaned = cleaned.rstrip("=")
+    try:
+        key = b32decode(cleaned + "=" * (-len(cleaned) % 8))
+    except binascii.Error:
+        raise RequestInvalid(
+            "The TOTP secret is not base32.",
+            fields={"totp_secret": ["TOTP secret is not valid base32"]},
+        ) from None
+    if not 10 <= len(key) <= 64:
+        raise RequestInvalid(
+            "The TOTP secret has the wrong length.",
+            fields={
+                "totp_secret": ["TOTP secret must decode to 10-64 bytes (16+ base32 characters)"]
+            },
+        )
+    return key
+
+
+def totp_device_set(
+    *, user, secret: bytes | None = None, confirmed: bool = True
+) -> SealedTOTPDevice:
+    """Give the user exactly one TOTP device with this seed (a random one when None)."""
+    key = secret if secret is not None else secrets.token_bytes(20)
+    with transaction.atomic():
+        SealedTOTPDevice.objects.filter(user=user).delete()
+        return SealedTOTPDevice.objects.create(
+            user=user, name="authenticator", sealed_key=seal(key), confirmed=confirmed
+        )
+
+
+@dataclass(frozen=True)
+class ProvisionedUser:
+    user: AbstractBaseUser
+    created: bool
+    device: SealedTOTPDevice | None  # set when a (new) device was created: its URI is shown once
+
+
+def user_provision(
+    *,
+    username: str,
+    email: str = "",
+    password: str | None = None,
+    approver: bool = False,
+    totp_secret: str | None = None,
+) -> ProvisionedUser:
+    """Create or update a user for bootstrap and automation (idempotent)."""
+    key = _decode_totp_secret(totp_secret) if totp_secret else None
+    user_model = get_user_model()
+    with transaction.atomic():
+        user, created = user_model.objects.get_or_create(username=username)
+        if email:
+            user.email = email
+        if password:
+            user.set_password(password)
+        elif created:
+            user.set_unusable_password()
+        user.save()
+        if approver:
+            group, _ = Group.objects.get_or_create(name=settings.APPROVERS_GROUP)
+            user.groups.add(group)
+        device = None
+        has_device = SealedTOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        if key is not None or not has_device:
+            device = totp_device_set(user=user, secret=key)
+        timeline_append(
+            access_request=None,
+            code="approvals.user.provisioned",
+            detail={
+                "user": username,
+                "created": created,
+                "approver": approver,
+                "new_device": bool(device),
+            },
+        )
+    return ProvisionedUser(user=user, created=created, device=device)
+
+
+BACKUP_CODE_COUNT = 10
+_BACKUP_CODE_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+BACKUP_CODE_PATTERN = re.compile(r"^[a-z2-7]{4}-?[a-z2-7]{4}-?[a-z2-7]{4}$")
+
+
+def signin_password_check(*, username: str, password: str, source: EventSource):
+    """The first factor. Recent failures on the system chain throttle it per username and per
+    address (in the database, so every web process sees the same count); each failure is
+    recorded with where it came from."""
+    username = (username or "").strip()[:150]
+    window = settings.SIGNIN_FAILURE_WINDOW_MINUTES
+    by_user, by_ip = selectors.signin_failures_recent(
+        username=username.lower(), ip=source.ip, since=timezone.now() - timedelta(minutes=window)
+    )
+    limit = settings.SIGNIN_MAX_FAILURES
+    if by_user >= limit or by_ip >= limit * 4:
+        timeline_append(
+            access_request=None,
+            code="approvals.signin.throttled",
+            actor_name="anonymous",
+            outcome="refused",
+            detail={"username": username.lower()},
+            source=source,
+        )
+        raise NotAllowed(
+            f"too many failed sign-ins; wait {window} minutes and try again",
+            code="signin_throttled",
+        )
+    user = authenticate(None, username=username, password=password or "")
+    if user is None:
+        timeline_append(
+            access_request=None,
+            code="approvals.signin.failed",
+            actor_name="anonymous",
+            outcome="failure",
+            detail={"username": username.lower()},
+            source=source,
+        )
+        raise NotAllowed("the username or password is not right", code="signin_failed")
+    return user
+
+
+def signin_otp_verify(*, user, code: str, source: EventSource) -> SealedTOTPDevice:
+    """The second factor at sign-in: a TOTP code, or one unused backup code. Throttled by the
+    device (django-otp), recorded either way, and the failure is committed before refusing."""
+    code = re.sub(r"\s", "", code or "").lower()
+    with transaction.atomic():
+        if BACKUP_CODE_PATTERN.match(code):
+            factor, refusal = "backup_code", _backup_code_use(user=user, code=code)
+        else:
+            factor, refusal = "totp", otp_check(user=user, otp_code=code)
+        timeline_append(
+            access_request=None,
+            code="approvals.signin.succeeded" if refusal is None else "approvals.signin.otp_failed",
+            actor=user,
+            outcome="success" if refusal is None else "failure",
+            detail={"factor": factor}
+            | ({"refusal": refusal.code, "message": refusal.message} if refusal else {}),
+            source=source,
+        )
+    refusal_raise(refusal)
+    return SealedTOTPDevice.objects.devices_for_user(user, confirmed=True).get()
+
+
+def _backup_code_hash(code: str) -> str:
+    return hashlib.sha256(code.replace("-", "").encode()).hexdigest()
+
+
+def _backup_code_use(*, user, code: str) -> Refusal | None:
+    device = SealedTOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
+    if device is None:
+        return Refusal("no_otp_device", "you have no confirmed TOTP device; enrol one first")
+    allowed, _ = device.verify_is_allowed()
+    if not allowed:
+        return Refusal("otp_throttled", "too many failed OTP attempts; wait a moment and retry")
+    used = BackupCode.objects.filter(
+        user=user, code_hash=_backup_code_hash(code), used_at__isnull=True
+    ).update(used_at=timezone.now())
+    if used:
+        device.throttle_reset()
+        return None
+    device.throttle_increment()
+    return Refusal("backup_code_invalid", "the backup code is not valid or was already used")
+
+
+def backup_codes_generate(*, user, otp_code: str, source: EventSource) -> list[str]:
+    """A new set of single-use backup codes, replacing the old set, after a fresh TOTP code.
+
+    Only their SHA-256 is stored: the returned list is the one time anyone sees them.
+    """
+    codes: list[str] = []
+    with transaction.atomic():
+        refusal = signature_check(
+            user=user,
+            otp_code=otp_code,
+            refused_code="approvals.backup_codes.refused",
+            detail={"count": 0},
+            source=source,
+        )
+        if refusal is None:
+            codes = [
+                "-".join(
+                    "".join(secrets.choice(_BACKUP_CODE_ALPHABET) for _ in range(4))
+                    for _ in range(3)
+                )
+                for _ in range(BACKUP_CODE_COUNT)
+            ]
+            BackupCode.objects.filter(user=user).delete()
+            BackupCode.objects.bulk_create(
+                [BackupCode(user=user, code_hash=_backup_code_hash(c)) for c in codes]
+            )
+            timeline_append(
+                access_request=None,
+                code="approvals.backup_codes.generated",
+                actor=user,
+                detail={"count": len(codes)},
+                source=source,
+            )
+    refusal_raise(refusal)
+    return codes
+
+
+def totp_enrolment_start(*, user) -> SealedTOTPDevice:
+    """The unconfirmed device the user is enrolling; the same one across reloads, so the QR code
+    they may already have scanned stays valid."""
+    if SealedTOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        raise NotAllowed("you already have a confirmed TOTP device", code="already_enrolled")
+    device = SealedTOTPDevice.objects.filter(user=user, confirmed=False).first()
+    return device or totp_device_set(user=user, confirmed=False)
+
+
+def totp_enrolment_confirm(*, user, otp_code: str, source: EventSource) -> SealedTOTPDevice:
+    """Confirm the device being enrolled with its first valid code (throttled like any code)."""
+    with transaction.atomic():
+        device = (
+            SealedTOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).first()
+        )
+        if device is None:
+            raise NotAllowed("there is no TOTP device being enrolled; start again")
+        verified = device.verify_token((otp_code or "").strip())
+        if verified:
+            SealedTOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
+            device.confirmed = True
+        timeline_append(
+            access_request=None,
+            code="approvals.otp.enrolled" if verified else "approvals.otp.enrolment_refused",
+            actor=user,
+            outcome="success" if verified else "refused",
+            detail={"device": device.persistent_id},
+            source=source,
+        )
+    if not verified:
+        raise SignatureRefused(
+            "the code does not match; check the clock of your phone and try the next code",
+            code="otp_invalid",
+        )
+    return device

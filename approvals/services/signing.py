@@ -1,0 +1,120 @@
+"""Signed actions: every step that needs a fresh TOTP code goes through here.
+
+The order is django-otp's: is the device allowed to try (throttle)? verify (replay-protected);
+then the refusal is written on the timeline in the caller's transaction. The caller lets that
+transaction commit and only then raises, so an attacker's failed attempts (and the throttle
+counter) are never rolled back.
+"""
+
+import re
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django_otp import verify_token
+
+from approvals.errors import RequestInvalid, SignatureRefused
+from approvals.models import AccessRequest, SealedTOTPDevice
+from approvals.rules import Refusal
+from approvals.timeline import SYSTEM_SOURCE, EventSource, timeline_append
+
+OTP_CODE_PATTERN = re.compile(r"^\d{6,8}$")
+
+
+def otp_check(*, user: AbstractBaseUser | AnonymousUser, otp_code: str) -> Refusal | None:
+    """Verify a TOTP code now, on the user's confirmed device; must run inside a transaction.
+
+    Failures are written by django-otp (throttle counter) in that transaction, so the caller must
+    commit it even when refusing.
+    """
+    device = SealedTOTPDevice.objects.devices_for_user(user, confirmed=True).first()
+    if device is None:
+        return Refusal("no_otp_device", "you have no confirmed TOTP device; enrol one first")
+    allowed, throttle = device.verify_is_allowed()
+    if not allowed:
+        locked_until = (throttle or {}).get("locked_until")
+        wait = f" until {locked_until:%H:%M:%S} UTC" if locked_until else ""
+        return Refusal("otp_throttled", f"too many failed OTP attempts; wait{wait} and retry")
+    code = (otp_code or "").strip()
+    if verify_token(user, device.persistent_id, code) is not None:
+        return None
+    device.refresh_from_db()
+    if not OTP_CODE_PATTERN.match(code):
+        return Refusal("otp_malformed", "the OTP code must be 6 digits")
+    if device.code_was_already_used(code):
+        return Refusal("otp_replayed", "OTP code already used; wait for the next one")
+    return Refusal("otp_invalid", "the OTP code is not valid")
+
+
+def refusal_record(
+    *,
+    refusal: Refusal,
+    code: str,
+    actor: AbstractBaseUser | None,
+    access_request: AccessRequest | None = None,
+    detail: dict[str, Any] | None = None,
+    source: EventSource = SYSTEM_SOURCE,
+) -> None:
+    """Put a refused signed action on the timeline (in the caller's transaction)."""
+    timeline_append(
+        access_request=access_request,
+        code=code,
+        actor=actor,
+        outcome="refused",
+        detail={**(detail or {}), "refusal": refusal.code, "message": refusal.message},
+        source=source,
+    )
+
+
+def signature_check(
+    *,
+    user: AbstractBaseUser,
+    otp_code: str,
+    refused_code: str,
+    access_request: AccessRequest | None = None,
+    detail: dict[str, Any] | None = None,
+    source: EventSource = SYSTEM_SOURCE,
+) -> Refusal | None:
+    """A fresh code for a signed action; a refusal is recorded as `refused_code` and returned.
+
+    Call inside the transaction that locks what is being acted on; after it commits, call
+    `refusal_raise` with the result.
+    """
+    refusal = otp_check(user=user, otp_code=otp_code)
+    if refusal is not None:
+        refusal_record(
+            refusal=refusal,
+            code=refused_code,
+            actor=user,
+            access_request=access_request,
+            detail=detail,
+            source=source,
+        )
+    return refusal
+
+
+def refusal_raise(refusal: Refusal | None) -> None:
+    """Raise a signed action's refusal once its record has been committed."""
+    if refusal is not None:
+        raise SignatureRefused(refusal.message, code=refusal.code)
+
+
+def text_clean(
+    value: str | None,
+    *,
+    field: str,
+    max_length: int,
+    required: bool,
+    message: str,
+    too_long_message: str | None = None,
+) -> str:
+    """A reason or note: stripped, present when required, bounded; or RequestInvalid naming the
+    field."""
+    text = (value or "").strip()
+    if required and not text:
+        raise RequestInvalid(message, fields={field: [f"{field} is required"]})
+    if len(text) > max_length:
+        raise RequestInvalid(
+            too_long_message or message,
+            fields={field: [f"{field} must be at most {max_length} characters"]},
+        )
+    return text

@@ -1,0 +1,119 @@
+"""CloudTrail events as the watch reads them: an AssumeRole record → RoleUse, or PoisonEvent.
+
+Pure parsing, no database: every field is type-checked, so a malformed record is set aside as
+poison instead of stopping the watch.
+"""
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from approvals.scrubbing import scrub
+
+
+class PoisonEvent(ValueError):
+    """A message that is not a CloudTrail AssumeRole event we can read."""
+
+
+@dataclass(frozen=True)
+class RoleUse:
+    """One AssumeRole call as CloudTrail recorded it (secrets already removed from `raw`)."""
+
+    event_id: str
+    event_time: datetime
+    role_arn: str
+    session_name: str
+    source_identity: str
+    principal_arn: str
+    principal_type: str
+    source_ip: str
+    user_agent: str
+    region: str
+    access_key_id: str
+    credentials_expiration: str
+    error_code: str
+    raw: dict[str, Any]
+
+    @property
+    def ip(self) -> str | None:
+        """The source address if it is an IP (CloudTrail also writes service names there)."""
+        try:
+            return str(ipaddress.ip_address(self.source_ip))
+        except ValueError:
+            return None
+
+    @property
+    def summary(self) -> str:
+        verb = "role assumed" if not self.error_code else f"AssumeRole refused ({self.error_code})"
+        return f"{verb} from IP {self.source_ip or 'unknown'} by {self.principal_arn or 'unknown'}"
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object, or empty: a field of the wrong type is as good as absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def _parse_time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise PoisonEvent("eventTime is missing")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PoisonEvent(f"eventTime {value[:40]!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _principal(identity: dict[str, Any]) -> tuple[str, str]:
+    """(principal ARN as IAM names it, identity type): for an assumed-role caller, the role."""
+    kind = _text(identity.get("type"), 40)
+    if kind == "AssumedRole":
+        issuer = _object(_object(identity.get("sessionContext")).get("sessionIssuer"))
+        return _text(issuer.get("arn"), 600) or _text(identity.get("arn"), 600), kind
+    return _text(identity.get("arn"), 600), kind
+
+
+def role_use_parse(body: str) -> RoleUse:
+    """An EventBridge envelope (or a bare CloudTrail record) → RoleUse; PoisonEvent otherwise."""
+    try:
+        message = json.loads(body)
+    except (TypeError, ValueError):
+        raise PoisonEvent("the message is not JSON") from None
+    if not isinstance(message, dict):
+        raise PoisonEvent("the message is not a JSON object")
+    record = message.get("detail") if "detail" in message else message
+    if not isinstance(record, dict):
+        raise PoisonEvent("the event has no CloudTrail detail")
+    if record.get("eventName") != "AssumeRole":
+        raise PoisonEvent(f"eventName is {str(record.get('eventName'))[:40]!r}, not AssumeRole")
+    event_id = record.get("eventID")
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 100:
+        raise PoisonEvent("eventID is missing")
+    parameters = record.get("requestParameters")
+    if not isinstance(parameters, dict) or not isinstance(parameters.get("roleArn"), str):
+        raise PoisonEvent("requestParameters.roleArn is missing")
+    principal_arn, principal_type = _principal(_object(record.get("userIdentity")))
+    credentials = _object(_object(record.get("responseElements")).get("credentials"))
+    return RoleUse(
+        event_id=event_id,
+        event_time=_parse_time(record.get("eventTime")),
+        role_arn=parameters["roleArn"][:600],
+        session_name=_text(parameters.get("roleSessionName"), 64),
+        source_identity=_text(parameters.get("sourceIdentity"), 64),
+        principal_arn=principal_arn,
+        principal_type=principal_type,
+        source_ip=_text(record.get("sourceIPAddress"), 64),
+        user_agent=_text(record.get("userAgent"), 300),
+        region=_text(record.get("awsRegion"), 32),
+        access_key_id=_text(credentials.get("accessKeyId"), 128),
+        credentials_expiration=_text(credentials.get("expiration"), 64),
+        error_code=_text(record.get("errorCode"), 100),
+        raw=scrub(message),
+    )
