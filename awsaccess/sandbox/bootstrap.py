@@ -14,15 +14,18 @@ import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
-from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from awsaccess import policies
 from awsaccess.provisioning import ProvisionReport, profile_provision
 from awsaccess.types import AwsConnection, AwsTarget, PrincipalKeys
+
+if TYPE_CHECKING:  # the stubs are a development dependency
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_s3.literals import BucketLocationConstraintType
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_REGION = "eu-west-1"
@@ -145,7 +148,7 @@ ROLE_PERMISSIONS = {
 }
 
 
-def _ensure_user(iam: BaseClient, name: str) -> None:
+def _ensure_user(iam: IAMClient, name: str) -> None:
     try:
         iam.create_user(UserName=name)
     except ClientError as error:
@@ -153,7 +156,7 @@ def _ensure_user(iam: BaseClient, name: str) -> None:
             raise
 
 
-def _ensure_managed_policy(iam: BaseClient, name: str, document: dict) -> str:
+def _ensure_managed_policy(iam: IAMClient, name: str, document: dict) -> str:
     arn = f"arn:aws:iam::{ACCOUNT_ID}:policy/{name}"
     text = json.dumps(document)
     try:
@@ -168,7 +171,7 @@ def _ensure_managed_policy(iam: BaseClient, name: str, document: dict) -> str:
     return arn
 
 
-def _ensure_keys(iam: BaseClient, user: str, stored: dict[str, str] | None) -> dict[str, str]:
+def _ensure_keys(iam: IAMClient, user: str, stored: dict[str, str] | None) -> dict[str, str]:
     """Reuse the keys on file if the sandbox still has them (it forgets them on restart)."""
     known = {k["AccessKeyId"] for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]}
     if stored and stored.get("access_key_id") in known:
@@ -240,7 +243,10 @@ def bootstrap(
         principal = principals[principal_arn]
         try:
             s3.create_bucket(
-                Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": region}
+                Bucket=BUCKET,
+                CreateBucketConfiguration={
+                    "LocationConstraint": cast("BucketLocationConstraintType", region)
+                },
             )
         except ClientError as error:
             if error.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 import moto
@@ -146,7 +146,8 @@ def _assume_role(self: TokenResponse) -> Any:
         if (arn := _param(self.querystring, f"PolicyArns.member.{index}.arn")) is not None
     ]
     result = _original_assume_role(self)
-    session: AssumedRole = result.result["Credentials"]
+    fields = cast(dict[str, Any], result.result)
+    session: AssumedRole = fields["Credentials"]
     issued_at = clock.now()
     session.breakglass_source_identity = source_identity  # type: ignore[attr-defined]
     session.breakglass_issued_at = issued_at  # type: ignore[attr-defined]
@@ -154,7 +155,7 @@ def _assume_role(self: TokenResponse) -> Any:
     session.breakglass_mfa = _mfa_device_code_valid(self)  # type: ignore[attr-defined]
     session.expiration = (issued_at + timedelta(seconds=duration)).replace(tzinfo=None)
     if source_identity is not None:
-        result.result["SourceIdentity"] = source_identity
+        fields["SourceIdentity"] = source_identity
     return result
 
 

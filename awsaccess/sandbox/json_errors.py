@@ -36,10 +36,10 @@ def _raise_access_denied(self: IAMRequest) -> None:
     raise error
 
 
-def _raise_invalid_access_key(self: IAMRequest, reason: str) -> None:
+def _raise_invalid_access_key(self: IAMRequest, _: str) -> None:
     target = _target(self)
     if target is None:
-        _original_invalid_key(self, reason)
+        _original_invalid_key(self, _)
         return
     error = JsonRESTError(
         "UnrecognizedClientException"

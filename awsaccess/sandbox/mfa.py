@@ -56,20 +56,24 @@ def session_code_is_valid(backend: IAMBackend, user_arn: str, serial: str, code:
 
 
 def _enable_mfa_device(
-    self: IAMBackend, user_name: str, serial_number: str, code_1: str, code_2: str
+    self: IAMBackend,
+    user_name: str,
+    serial_number: str,
+    authentication_code_1: str,
+    authentication_code_2: str,
 ) -> None:
     device = self.virtual_mfa_devices.get(serial_number)
     if device is None:
         raise NotFoundException(f"VirtualMFADevice with serial number {serial_number} not found")
     seed = device.base32_string_seed
     consecutive = any(
-        hmac.compare_digest(totp(seed, step - 1), code_1)
-        and hmac.compare_digest(totp(seed, step), code_2)
+        hmac.compare_digest(totp(seed, step - 1), authentication_code_1)
+        and hmac.compare_digest(totp(seed, step), authentication_code_2)
         for step in _steps()
     )
     if not consecutive:
         raise InvalidAuthenticationCode("Authentication code for device is not valid.")
-    _original_enable(self, user_name, serial_number, code_1, code_2)
+    _original_enable(self, user_name, serial_number, authentication_code_1, authentication_code_2)
 
 
 def install() -> None:

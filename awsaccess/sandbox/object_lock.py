@@ -20,7 +20,7 @@ _original_key_get = S3Response._key_response_get
 
 
 class NoSuchObjectLockConfiguration(S3ClientError):
-    code = 404
+    code = "NoSuchObjectLockConfiguration"
 
     def __init__(self) -> None:
         super().__init__(
