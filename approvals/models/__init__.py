@@ -1,0 +1,91 @@
+"""The break-glass domain's models, one module per capability (Django finds them through this
+package). Status is changed only by `approvals.transitions.request_transition`; requests and
+timeline events are immutable once written."""
+
+from approvals.models.delivery import (
+    NotificationDelivery,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from approvals.models.identity import (
+    BackupCode,
+    IdempotencyRecord,
+    IntegrationKey,
+    PersonalToken,
+    SealedTOTPDevice,
+)
+from approvals.models.requests import (
+    ALLOWED_TRANSITIONS,
+    JUSTIFICATION_MAX_LENGTH,
+    MAX_PROFILE_DURATION_MINUTES,
+    REASON_MAX_LENGTH,
+    TERMINAL_STATUSES,
+    TICKET_MAX_LENGTH,
+    TICKET_PATTERN,
+    AccessProfile,
+    AccessRequest,
+    Approval,
+    Decision,
+    IssuedCredential,
+    Status,
+    account_id_validator,
+    principal_arn_validator,
+    region_validator,
+    role_arn_validator,
+)
+from approvals.models.timeline import (
+    TimelineEvent,
+    TimelineEventQuerySet,
+    TimelineHead,
+    event_hash,
+)
+from approvals.models.watch import (
+    AlarmStatus,
+    Component,
+    Drill,
+    GuardEpisode,
+    Heartbeat,
+    ObservedUse,
+    PoisonMessage,
+    SecurityAlarm,
+)
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "JUSTIFICATION_MAX_LENGTH",
+    "MAX_PROFILE_DURATION_MINUTES",
+    "REASON_MAX_LENGTH",
+    "TERMINAL_STATUSES",
+    "TICKET_MAX_LENGTH",
+    "TICKET_PATTERN",
+    "AccessProfile",
+    "AccessRequest",
+    "AlarmStatus",
+    "Approval",
+    "BackupCode",
+    "Component",
+    "Decision",
+    "Drill",
+    "GuardEpisode",
+    "Heartbeat",
+    "IdempotencyRecord",
+    "IntegrationKey",
+    "IssuedCredential",
+    "NotificationDelivery",
+    "ObservedUse",
+    "PersonalToken",
+    "PoisonMessage",
+    "SealedTOTPDevice",
+    "SecurityAlarm",
+    "Status",
+    "TimelineEvent",
+    "TimelineEventQuerySet",
+    "TimelineHead",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "account_id_validator",
+    "event_hash",
+    "principal_arn_validator",
+    "region_validator",
+    "role_arn_validator",
+]

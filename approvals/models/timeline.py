@@ -1,0 +1,113 @@
+"""The tamper-evident timeline's rows: append-only events, hash-chained per request."""
+
+import hashlib
+import json
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+
+from approvals.models.requests import AccessRequest
+
+
+class TimelineEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        # The one update we allow: Django nulling the actor when a user is deleted. The copied
+        # actor_name, which the hash covers, keeps the record intact.
+        if set(kwargs) <= {"actor", "actor_id"} and all(v is None for v in kwargs.values()):
+            return super().update(**kwargs)
+        raise TypeError("Timeline events are append-only.")
+
+    def delete(self):
+        raise TypeError("Timeline events are append-only.")
+
+
+class TimelineEvent(models.Model):
+    """One step of an incident record, hash-chained to the previous step of the same chain.
+
+    Each request has its own chain (`request:<id>`), so an integration can verify a request's
+    record on its own; events not about a request (sign-in failures, alarms) share `system`.
+    """
+
+    chain = models.CharField(max_length=64)
+    sequence = models.PositiveBigIntegerField()
+    request = models.ForeignKey(
+        AccessRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    created_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    code = models.CharField(max_length=100)
+    outcome = models.CharField(max_length=16, default="success")
+    detail = models.JSONField(default=dict)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    objects = TimelineEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["chain", "sequence"]
+        base_manager_name = "objects"
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "sequence"], name="timeline_chain_sequence"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.chain}#{self.sequence} {self.code}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise TypeError("Timeline events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Timeline events are append-only.")
+
+
+class TimelineHead(models.Model):
+    """The last event of each chain: serialises appends and lets verification detect truncation."""
+
+    chain = models.CharField(max_length=64, primary_key=True)
+    sequence = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"{self.chain}@{self.sequence}"
+
+
+def event_hash(
+    *,
+    chain: str,
+    sequence: int,
+    prev_hash: str,
+    created_at: datetime,
+    actor_name: str,
+    code: str,
+    outcome: str,
+    detail: dict,
+    source_ip: str | None,
+    user_agent: str,
+) -> str:
+    """SHA-256 over a canonical JSON of everything an event says, and the previous hash."""
+    payload = json.dumps(
+        [
+            chain,
+            sequence,
+            prev_hash,
+            created_at.isoformat(timespec="microseconds"),
+            actor_name,
+            code,
+            outcome,
+            detail,
+            source_ip or "",
+            user_agent,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
