@@ -93,7 +93,12 @@ def broker_policy(role_name: str, principal_name: str) -> dict:
                 # The guard checks that the principal holds nothing but grants.
                 "Sid": "ReadBreakGlassPrincipals",
                 "Effect": "Allow",
-                "Action": ["iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListGroupsForUser"],
+                "Action": [
+                    "iam:GetUser",
+                    "iam:ListAttachedUserPolicies",
+                    "iam:ListGroupsForUser",
+                    "iam:ListAccessKeys",
+                ],
                 "Resource": sorted(
                     {f"{iam}:user/{principal_name}", f"{iam}:user/breakglass-principal*"}
                 ),
@@ -106,6 +111,7 @@ def broker_policy(role_name: str, principal_name: str) -> dict:
                     "iam:DeleteRolePolicy",
                     "iam:GetRolePolicy",
                     "iam:ListRolePolicies",
+                    "iam:ListAttachedRolePolicies",
                     "iam:GetRole",
                 ],
                 "Resource": sorted({f"{iam}:role/{role_name}", f"{iam}:role/breakglass-*"}),
@@ -125,6 +131,19 @@ def broker_policy(role_name: str, principal_name: str) -> dict:
                     f"arn:aws:sqs:*:{ACCOUNT_ID}:{policies.WATCH_NAME_PREFIX}*",
                     f"arn:aws:events:*:{ACCOUNT_ID}:rule/{policies.WATCH_NAME_PREFIX}*",
                 ],
+            },
+            {
+                # The activity backstop and the guard's trail check; LookupEvents and
+                # DescribeTrails take no resource-level permissions on AWS.
+                "Sid": "ReadTrail",
+                "Effect": "Allow",
+                "Action": [
+                    "cloudtrail:LookupEvents",
+                    "cloudtrail:DescribeTrails",
+                    "cloudtrail:GetTrailStatus",
+                    "cloudtrail:GetEventSelectors",
+                ],
+                "Resource": "*",
             },
         ],
     }

@@ -156,3 +156,8 @@ def test_the_drop_switch_refuses_nonsense(aws_sandbox):
         control(aws_sandbox, {"drop_fraction": 2})
     assert excinfo.value.code == 400
     assert control(aws_sandbox)["drop_fraction"] == 0.0
+
+
+def test_the_broker_may_look_up_events_for_the_backstop(aws_sandbox):
+    cloudtrail = aws_sandbox.client("cloudtrail", aws_sandbox.broker)
+    assert "Events" in cloudtrail.lookup_events(MaxResults=1)
