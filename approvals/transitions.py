@@ -7,7 +7,7 @@ that own it (`approvals.services.lifecycle`).
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -38,7 +38,7 @@ def request_transition(
     access_request: AccessRequest,
     to_status: Status,
     code: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     outcome: str = "success",
     detail: dict[str, Any] | None = None,
     source: EventSource = SYSTEM_SOURCE,

@@ -59,7 +59,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         message, fields = _validation(exc.detail)
         response.data = error_body(code, message or "the request is not valid", fields)
     elif isinstance(exc, exceptions.Throttled):
-        wait = f"; retry in {round(exc.wait)} s" if exc.wait is not None else ""
+        seconds: float | None = getattr(exc, "wait", None)  # the stubs omit Throttled.wait
+        wait = f"; retry in {round(seconds)} s" if seconds is not None else ""
         response.data = error_body(code, f"too many requests for this caller{wait}")
     else:
         message = "; ".join(_flatten(exc.detail))

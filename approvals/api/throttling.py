@@ -47,6 +47,8 @@ class CallerRateThrottle(SimpleRateThrottle):
             # Break-glass must stay usable in an incident even if the cache is down.
             logger.warning("throttle cache unavailable; request allowed", exc_info=True)
             return True
+        # Both come from the configured rate, which every caller scope has.
+        assert self.duration is not None and self.num_requests is not None
         self.now = self.timer()
         while self.history and self.history[-1] <= self.now - self.duration:
             self.history.pop()

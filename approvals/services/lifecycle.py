@@ -9,7 +9,7 @@ when its webhook is delivered, outside the status transaction.
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from approvals.models import ALLOWED_TRANSITIONS, AccessRequest, Status, TimelineEvent
 from approvals.services.notifications import notify_request_changed
@@ -23,7 +23,7 @@ def request_move(
     access_request: AccessRequest,
     to_status: Status,
     code: str,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     outcome: str = "success",
     detail: dict[str, Any] | None = None,
     source: EventSource = SYSTEM_SOURCE,

@@ -184,7 +184,7 @@ def notify_alarm(*, alarm: SecurityAlarm) -> list[NotificationDelivery]:
     """Alarms go to the security channel always, and to the profile's own channels."""
     profile = alarm.profile
     lines = [f"Security alarm ({alarm.kind}): {alarm.title}", f"Opened: {alarm.opened_at:%c} UTC"]
-    if alarm.request_id:
+    if alarm.request is not None:
         lines.append(f"Request: {request_link(alarm.request)}")
     lines += [f"{key}: {value}" for key, value in sorted(alarm.detail.items())]
     lines.append(
@@ -307,12 +307,16 @@ def _send_email(delivery: NotificationDelivery) -> None:
 
 
 def _chat_url(target: str) -> str:
+    url: str | None
     if target == SECURITY_CHAT:
         url = settings.SECURITY_CHAT_WEBHOOK_URL
     elif target.startswith(_PROFILE_CHAT_PREFIX):
         slug = target.removeprefix(_PROFILE_CHAT_PREFIX)
-        url = AccessProfile.objects.filter(slug=slug).values_list("chat_webhook_url", flat=True)
-        url = url.first()
+        url = (
+            AccessProfile.objects.filter(slug=slug)
+            .values_list("chat_webhook_url", flat=True)
+            .first()
+        )
     else:
         url = None
     if not url:

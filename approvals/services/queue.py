@@ -7,6 +7,7 @@ never import the tasks that call them, and a message carries ids only, never a s
 import logging
 from datetime import datetime
 from enum import StrEnum
+from uuid import UUID
 
 from celery import current_app
 from django.db import transaction
@@ -26,7 +27,7 @@ class Job(StrEnum):
 
 
 def enqueue_after_commit(
-    job: Job, *ids: str | int, eta: datetime | None = None, best_effort: bool = False
+    job: Job, *ids: str | int | UUID, eta: datetime | None = None, best_effort: bool = False
 ) -> None:
     """Send `job` once the transaction that justifies it has committed.
 

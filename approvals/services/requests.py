@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -50,7 +50,7 @@ def _request_fields_check(
     ticket: str,
     justification: str,
     duration_minutes: Any,
-    requester: AbstractBaseUser,
+    requester: User,
 ) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     if profile is None:
@@ -79,9 +79,7 @@ def _request_fields_check(
     return errors
 
 
-def requester_resolve(
-    *, named: str, caller: AbstractBaseUser | AnonymousUser, integration: str = ""
-) -> AbstractBaseUser:
+def requester_resolve(*, named: str, caller: User | AnonymousUser, integration: str = "") -> User:
     """Who a new request is for: an integration must name the requester; a person opens
     requests for themselves only."""
     if integration:
@@ -96,7 +94,7 @@ def requester_resolve(
                 "The requester is unknown.", fields={"requester": [f"no user {named!r}"]}
             )
         return requester
-    if not isinstance(caller, AbstractBaseUser) or (named and named != caller.get_username()):
+    if not isinstance(caller, User) or (named and named != caller.get_username()):
         raise NotAllowed("people open requests for themselves only")
     return caller
 
@@ -104,13 +102,13 @@ def requester_resolve(
 def request_open(
     *,
     profile_slug: str,
-    requester: AbstractBaseUser,
+    requester: User,
     ticket: str,
     justification: str,
     duration_minutes: int,
     opened_by: str = "",
     is_drill: bool = False,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     source: EventSource = SYSTEM_SOURCE,
 ) -> AccessRequest:
     """Open a PENDING request. `actor` differs from `requester` when an integration opens it."""
@@ -181,7 +179,7 @@ def request_locked(access_request_id: RequestId) -> AccessRequest:
 def request_sign(
     *,
     access_request_id: RequestId,
-    approver: AbstractBaseUser,
+    approver: User,
     otp_code: str,
     decision: Decision,
     reason: str = "",
@@ -231,7 +229,7 @@ def request_sign(
 
 def _signature_record(
     access_request: AccessRequest,
-    approver: AbstractBaseUser,
+    approver: User,
     decision: Decision,
     reason: str,
     source: EventSource,
@@ -288,7 +286,7 @@ def _signature_record(
 def request_approve(
     *,
     access_request_id: RequestId,
-    approver: AbstractBaseUser,
+    approver: User,
     otp_code: str,
     source: EventSource = SYSTEM_SOURCE,
 ) -> Approval:
@@ -304,7 +302,7 @@ def request_approve(
 def request_reject(
     *,
     access_request_id: RequestId,
-    approver: AbstractBaseUser,
+    approver: User,
     otp_code: str,
     reason: str,
     source: EventSource = SYSTEM_SOURCE,
@@ -322,7 +320,7 @@ def request_reject(
 def request_cancel(
     *,
     access_request_id: RequestId,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     opened_by: str = "",
     source: EventSource = SYSTEM_SOURCE,
 ) -> AccessRequest:
@@ -370,7 +368,7 @@ def requests_time_out(*, now: datetime | None = None, limit: int = 500) -> int:
 def request_revoke(
     *,
     access_request_id: RequestId,
-    actor: AbstractBaseUser,
+    actor: User,
     otp_code: str,
     reason: str,
     source: EventSource = SYSTEM_SOURCE,
@@ -417,7 +415,7 @@ def request_revoke(
 def credentials_reveal(
     *,
     access_request_id: RequestId,
-    user: AbstractBaseUser,
+    user: User,
     otp_code: str,
     source: EventSource = SYSTEM_SOURCE,
 ) -> IssuedCredentials:

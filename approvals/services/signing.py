@@ -9,7 +9,7 @@ counter) are never rolled back.
 import re
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django_otp import verify_token
 
 from approvals.errors import RequestInvalid, SignatureRefused
@@ -20,7 +20,7 @@ from approvals.timeline import SYSTEM_SOURCE, EventSource, timeline_append
 OTP_CODE_PATTERN = re.compile(r"^\d{6,8}$")
 
 
-def otp_check(*, user: AbstractBaseUser | AnonymousUser, otp_code: str) -> Refusal | None:
+def otp_check(*, user: User | AnonymousUser, otp_code: str) -> Refusal | None:
     """Verify a TOTP code now, on the user's confirmed device; must run inside a transaction.
 
     Failures are written by django-otp (throttle counter) in that transaction, so the caller must
@@ -49,7 +49,7 @@ def refusal_record(
     *,
     refusal: Refusal,
     code: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     access_request: AccessRequest | None = None,
     detail: dict[str, Any] | None = None,
     source: EventSource = SYSTEM_SOURCE,
@@ -67,7 +67,7 @@ def refusal_record(
 
 def signature_check(
     *,
-    user: AbstractBaseUser,
+    user: User,
     otp_code: str,
     refused_code: str,
     access_request: AccessRequest | None = None,

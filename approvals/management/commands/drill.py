@@ -45,4 +45,5 @@ class Command(BaseCommand):
             f"\nDrill passed on profile {drill.profile.slug} (request {drill.request_id})"
         )
         for label, value in rows:
-            self.stdout.write(f"  {label:40} {value / 1000:8.2f} s")
+            shown = "—" if value is None else f"{value / 1000:8.2f} s"
+            self.stdout.write(f"  {label:40} {shown}")
