@@ -2,6 +2,7 @@
 
 import json
 import threading
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -93,6 +94,30 @@ class Watched:
         sqs = self.aws.sandbox.client("sqs", region_name=self.profile.region)
         url = sqs.get_queue_url(QueueName=f"breakglass-watch-{self.profile.aws_target().role_name}")
         sqs.send_message(QueueUrl=url["QueueUrl"], MessageBody=body)
+
+    def sandbox_records(self, limit: int = 2000) -> list[dict]:
+        """The sandbox's newest CloudTrail records (what it delivered or dropped), oldest first."""
+        url = f"{self.aws.sandbox.endpoint_url}/_sandbox/cloudtrail/events?limit={limit}"
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback)
+            return json.loads(response.read())["records"]
+
+    def real_assume_role(self, access_request) -> dict:
+        """The CloudTrail record of the worker's own AssumeRole for this request (bounded wait)."""
+        found: list[dict] = []
+
+        def recorded() -> bool:
+            found[:] = [
+                record
+                for record in self.sandbox_records()
+                if record["eventName"] == "AssumeRole"
+                and (record.get("requestParameters") or {}).get("sourceIdentity")
+                == str(access_request.pk)
+            ]
+            return bool(found)
+
+        wait_until(recorded, timeout=10, what="the worker's AssumeRole in the sandbox's trail")
+        [record] = found
+        return record
 
     def poll_until(self, predicate, *, timeout: float = 15) -> list[PollReport]:
         """Run the watcher's poll (1 s long polls) until `predicate()` holds; bounded."""

@@ -10,8 +10,9 @@ from tests.web.test_export_injection import HYPERLINK, export_rows
 
 def test_a_formula_in_cloudtrails_user_agent_on_an_observed_use_is_neutralised(watched):
     access_request = active_request(watched.cast, watched.profile)
-    watched.put_events(event_for(access_request, userAgent=HYPERLINK))
-    watched.poll_until(lambda: ObservedUse.objects.exists())
+    record = event_for(access_request, userAgent=HYPERLINK)
+    watched.put_events(record)
+    watched.poll_until(lambda: ObservedUse.objects.filter(event_id=record["eventID"]).exists())
 
     rows = export_rows(watched.cast.auditor, access_request)
 

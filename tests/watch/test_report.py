@@ -11,10 +11,10 @@ from tests.watch.helpers import active_request, revoked_request
 
 
 def test_the_report_of_a_finished_request_holds_the_whole_record(watched):
+    # No injection: the worker's own AssumeRole comes through the sandbox's trail.
     access_request = revoked_request(watched.cast, watched.profile)
-    record = event_for(access_request, eventTime=access_request.activated_at.isoformat())
-    watched.put_events(record)
-    watched.poll_until(lambda: ObservedUse.objects.exists())
+    record = watched.real_assume_role(access_request)
+    watched.poll_until(lambda: ObservedUse.objects.filter(event_id=record["eventID"]).exists())
 
     report = json.loads(incident_report_json(access_request))
 
@@ -24,7 +24,7 @@ def test_the_report_of_a_finished_request_holds_the_whole_record(watched):
     assert [e["code"] for e in report["revocation"]][-1] == "approvals.request.revoked"
     [use] = report["observed_uses"]
     assert (use["source_ip"], use["user_agent"], use["explained"]) == (
-        "198.51.100.24",
+        record["sourceIPAddress"],
         record["userAgent"],
         True,
     )
@@ -34,7 +34,7 @@ def test_the_report_of_a_finished_request_holds_the_whole_record(watched):
     assert report["chain_verified"] is True
 
     markdown = incident_report_markdown(access_request)
-    assert "| 198.51.100.24 |" in markdown
+    assert f"| {record['sourceIPAddress']} |" in markdown
     assert "Integrity: intact" in markdown
     assert "time to revoke" in markdown
 
