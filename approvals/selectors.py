@@ -30,7 +30,6 @@ from approvals.models import (
     TimelineEvent,
     TimelineHead,
 )
-from approvals.timeline import SYSTEM_CHAIN
 
 
 def user_is_approver_for(*, user, profile: AccessProfile) -> bool:
@@ -281,16 +280,6 @@ def dashboard_get(
         active=active,
         history=Paginator(history, per_page).get_page(page_number),
     )
-
-
-def signin_failures_recent(*, username: str, ip: str | None, since) -> tuple[int, int]:
-    """Failed sign-ins since `since` for this username and from this address (system chain)."""
-    recent = TimelineEvent.objects.filter(
-        chain=SYSTEM_CHAIN, code="approvals.signin.failed", created_at__gte=since
-    )
-    by_user = recent.filter(detail__username=username.lower()).count()
-    by_ip = recent.filter(source_ip=ip).count() if ip else 0
-    return by_user, by_ip
 
 
 def user_has_confirmed_device(*, user) -> bool:

@@ -153,10 +153,13 @@ SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 LOGIN_URL = "login"
-# Failed sign-ins per username in the window before further attempts are refused (an address
-# gets four times as many, so one office behind NAT is not locked out by one person).
+# Failed sign-ins of one username from one address before each further failure makes that
+# username wait from that address only (an address trying any names gets four times as many):
+# a growing delay, never a lock-out someone elsewhere can aim at an approver.
 SIGNIN_MAX_FAILURES = env_int("BREAKGLASS_SIGNIN_MAX_FAILURES", 5, minimum=1)
 SIGNIN_FAILURE_WINDOW_MINUTES = env_int("BREAKGLASS_SIGNIN_FAILURE_WINDOW_MINUTES", 15, minimum=1)
+# The first delay; it doubles with every further failure, up to the window.
+SIGNIN_DELAY_SECONDS = env_int("BREAKGLASS_SIGNIN_DELAY_SECONDS", 30, minimum=1)
 # How many reverse proxies of ours stand in front of the portal (X-Forwarded-For hops to trust).
 TRUSTED_PROXY_COUNT = env_int("BREAKGLASS_TRUSTED_PROXY_COUNT", 0, minimum=0)
 PUBLIC_URL = env_str("BREAKGLASS_PUBLIC_URL", "http://127.0.0.1:8000")

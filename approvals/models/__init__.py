@@ -13,6 +13,7 @@ from approvals.models.identity import (
     IntegrationKey,
     PersonalToken,
     SealedTOTPDevice,
+    SigninThrottle,
 )
 from approvals.models.requests import (
     ALLOWED_TRANSITIONS,
@@ -77,6 +78,7 @@ __all__ = [
     "PoisonMessage",
     "SealedTOTPDevice",
     "SecurityAlarm",
+    "SigninThrottle",
     "Status",
     "TimelineEvent",
     "TimelineEventQuerySet",

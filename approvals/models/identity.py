@@ -172,3 +172,32 @@ class BackupCode(models.Model):
 
     def __str__(self) -> str:
         return f"backup code of {self.user}"
+
+
+class SigninThrottle(models.Model):
+    """Failed sign-ins of one username from one address (username "" counts every name tried
+    from the address). A row, locked while an attempt is judged, makes the count atomic across
+    web processes; the delay it imposes only ever concerns that address, so an attacker cannot
+    aim it at an approver signing in from elsewhere."""
+
+    ANY_USERNAME = ""
+
+    username = models.CharField(max_length=150, blank=True)
+    address = models.CharField(max_length=45)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    blocked_until = models.DateTimeField(null=True, blank=True)
+    throttled_unreported = models.PositiveIntegerField(
+        default=0, help_text="Refused attempts since the last signin.throttled event."
+    )
+    throttled_reported_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["username", "address"], name="one_signin_throttle_per_username_address"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username or '*'} from {self.address}"

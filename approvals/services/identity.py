@@ -7,7 +7,7 @@ import re
 import secrets
 from base64 import b32decode
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
@@ -15,9 +15,8 @@ from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 from django.utils import timezone
 
-from approvals import selectors
 from approvals.errors import NotAllowed, RequestInvalid, SignatureRefused
-from approvals.models import BackupCode, SealedTOTPDevice
+from approvals.models import BackupCode, SealedTOTPDevice, SigninThrottle
 from approvals.rules import Refusal
 from approvals.sealing import seal
 from approvals.services.signing import otp_check, refusal_raise, signature_check
@@ -113,40 +112,100 @@ _BACKUP_CODE_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 BACKUP_CODE_PATTERN = re.compile(r"^[a-z2-7]{4}-?[a-z2-7]{4}-?[a-z2-7]{4}$")
 
 
-def signin_password_check(*, username: str, password: str, source: EventSource):
-    """The first factor. Recent failures on the system chain throttle it per username and per
-    address (in the database, so every web process sees the same count); each failure is
-    recorded with where it came from."""
-    username = (username or "").strip()[:150]
-    window = settings.SIGNIN_FAILURE_WINDOW_MINUTES
-    by_user, by_ip = selectors.signin_failures_recent(
-        username=username.lower(), ip=source.ip, since=timezone.now() - timedelta(minutes=window)
-    )
-    limit = settings.SIGNIN_MAX_FAILURES
-    if by_user >= limit or by_ip >= limit * 4:
+def _throttle_row(*, username: str, address: str) -> SigninThrottle:
+    """The locked counter for this username (or ANY_USERNAME) and address. Created outside the
+    lock when missing (the unique constraint settles a race), then locked for the attempt."""
+    row, _ = SigninThrottle.objects.get_or_create(username=username, address=address)
+    return SigninThrottle.objects.select_for_update().get(pk=row.pk)
+
+
+def _blocked(row: SigninThrottle, now: datetime) -> bool:
+    return row.blocked_until is not None and row.blocked_until > now
+
+
+def _throttle_refuse(row: SigninThrottle, *, username: str, source: EventSource) -> NotAllowed:
+    """Count a refused attempt; the timeline gets one event per window carrying the count, so
+    hammering a throttled sign-in cannot grow the hash-chained record without bound."""
+    now = timezone.now()
+    window = timedelta(minutes=settings.SIGNIN_FAILURE_WINDOW_MINUTES)
+    row.throttled_unreported += 1
+    if row.throttled_reported_at is None or now - row.throttled_reported_at >= window:
         timeline_append(
             access_request=None,
             code="approvals.signin.throttled",
             actor_name="anonymous",
             outcome="refused",
-            detail={"username": username.lower()},
+            detail={"username": username, "count": row.throttled_unreported},
             source=source,
         )
-        raise NotAllowed(
-            f"too many failed sign-ins; wait {window} minutes and try again",
-            code="signin_throttled",
-        )
-    user = authenticate(None, username=username, password=password or "")
-    if user is None:
-        timeline_append(
-            access_request=None,
-            code="approvals.signin.failed",
-            actor_name="anonymous",
-            outcome="failure",
-            detail={"username": username.lower()},
-            source=source,
-        )
-        raise NotAllowed("the username or password is not right", code="signin_failed")
+        row.throttled_unreported = 0
+        row.throttled_reported_at = now
+    row.save(update_fields=["throttled_unreported", "throttled_reported_at"])
+    assert row.blocked_until is not None
+    wait = max(1, int((row.blocked_until - now).total_seconds()) + 1)
+    return NotAllowed(
+        f"too many failed sign-ins from here; wait {wait} seconds and try again",
+        code="signin_throttled",
+    )
+
+
+def _throttle_fail(row: SigninThrottle, *, free_failures: int) -> None:
+    """One more failure: past the free ones, each makes this row wait twice as long as the last
+    (from the first delay up to the window). Failures older than the window are forgotten."""
+    now = timezone.now()
+    window = timedelta(minutes=settings.SIGNIN_FAILURE_WINDOW_MINUTES)
+    if row.last_failure_at is not None and now - row.last_failure_at >= window:
+        row.failures = 0
+    row.failures += 1
+    row.last_failure_at = now
+    excess = row.failures - free_failures
+    if excess >= 0:
+        delay = timedelta(seconds=settings.SIGNIN_DELAY_SECONDS * 2 ** min(excess, 20))
+        row.blocked_until = now + min(delay, window)
+    row.save(update_fields=["failures", "last_failure_at", "blocked_until"])
+
+
+def signin_password_check(*, username: str, password: str, source: EventSource):
+    """The first factor, throttled per username+address (and per address for any username) by a
+    growing delay. The counters are rows locked for the whole attempt, so concurrent guesses
+    are judged one after another and can never exceed the limit; each failure is recorded with
+    where it came from."""
+    username = (username or "").strip()[:150].lower()
+    address = source.ip or "unknown"
+    limit = settings.SIGNIN_MAX_FAILURES
+    now = timezone.now()
+    user = None
+    refusal: NotAllowed | None = None
+    with transaction.atomic():
+        # Always the address row first, then the username's: one lock order, no deadlock.
+        by_address = _throttle_row(username=SigninThrottle.ANY_USERNAME, address=address)
+        if _blocked(by_address, now):
+            refusal = _throttle_refuse(by_address, username=username, source=source)
+        else:
+            by_user = _throttle_row(username=username, address=address)
+            if _blocked(by_user, now):
+                refusal = _throttle_refuse(by_user, username=username, source=source)
+            else:
+                user = authenticate(None, username=username, password=password or "")
+                if user is None:
+                    _throttle_fail(by_user, free_failures=limit)
+                    _throttle_fail(by_address, free_failures=limit * 4)
+                    timeline_append(
+                        access_request=None,
+                        code="approvals.signin.failed",
+                        actor_name="anonymous",
+                        outcome="failure",
+                        detail={"username": username},
+                        source=source,
+                    )
+                    refusal = NotAllowed(
+                        "the username or password is not right", code="signin_failed"
+                    )
+                elif by_user.failures:
+                    by_user.failures, by_user.blocked_until = 0, None
+                    by_user.save(update_fields=["failures", "blocked_until"])
+    if refusal is not None:
+        raise refusal
     return user
 
 
