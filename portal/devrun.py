@@ -110,6 +110,37 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     raise Stop(signal.Signals(signum).name)
 
 
+def _components_start(start: Callable[..., None], env: dict[str, str]) -> None:
+    """The sandbox, its bootstrap, the database and demo data, then web, worker and beat."""
+    VAR.mkdir(parents=True, exist_ok=True)
+    start(
+        "AWS sandbox",
+        ["-m", "awsaccess.sandbox", "serve", "--port", SANDBOX_PORT],
+        log=VAR / "sandbox.log",
+    )
+    endpoint = env["BREAKGLASS_AWS_ENDPOINT_URL"]
+    run_step(
+        ["-m", "awsaccess.sandbox", "bootstrap", "--endpoint", endpoint,
+         "--state-dir", str(VAR / "sandbox")],
+        env,
+    )  # fmt: skip
+    run_step(["manage.py", "migrate", "--no-input", "-v", "0"], env)
+    run_step(["manage.py", "createcachetable"], env)  # throttle counters without Redis
+    run_step(["manage.py", "seed_demo"], env)
+    run_step(["manage.py", "provision_profile", "sandbox"], env)
+    start("web on http://" + WEB_ADDRESS, ["manage.py", "runserver", WEB_ADDRESS, "--noreload"])
+    start("worker", ["-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO"])
+    start(
+        "beat",
+        ["-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
+         "--schedule", str(VAR / "celerybeat-schedule")],
+    )  # fmt: skip
+    print(
+        f"devrun: the portal is up on http://{WEB_ADDRESS} (Ctrl-C stops everything)",
+        flush=True,
+    )
+
+
 def main() -> int:
     taken = ports_taken()
     if taken:
@@ -138,33 +169,7 @@ def main() -> int:
     for signum in STOP_SIGNALS:
         signal.signal(signum, _raise_stop)
     try:
-        VAR.mkdir(parents=True, exist_ok=True)
-        start(
-            "AWS sandbox",
-            ["-m", "awsaccess.sandbox", "serve", "--port", SANDBOX_PORT],
-            log=VAR / "sandbox.log",
-        )
-        endpoint = env["BREAKGLASS_AWS_ENDPOINT_URL"]
-        run_step(
-            ["-m", "awsaccess.sandbox", "bootstrap", "--endpoint", endpoint,
-             "--state-dir", str(VAR / "sandbox")],
-            env,
-        )  # fmt: skip
-        run_step(["manage.py", "migrate", "--no-input", "-v", "0"], env)
-        run_step(["manage.py", "createcachetable"], env)  # throttle counters without Redis
-        run_step(["manage.py", "seed_demo"], env)
-        run_step(["manage.py", "provision_profile", "sandbox"], env)
-        start("web on http://" + WEB_ADDRESS, ["manage.py", "runserver", WEB_ADDRESS, "--noreload"])
-        start("worker", ["-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO"])
-        start(
-            "beat",
-            ["-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
-             "--schedule", str(VAR / "celerybeat-schedule")],
-        )  # fmt: skip
-        print(
-            f"devrun: the portal is up on http://{WEB_ADDRESS} (Ctrl-C stops everything)",
-            flush=True,
-        )
+        _components_start(start, env)
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
         print("devrun: a component exited; stopping the rest", file=sys.stderr)
