@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from approvals.errors import NotAllowed, NotFound, PortalError
@@ -30,6 +31,7 @@ from approvals.services.requests import (
 )
 from awsaccess.errors import AwsError
 from awsaccess.probe import credentials_work
+from awsaccess.types import IssuedCredentials
 
 DRILL_REQUESTER = "drill-requester"
 DRILL_APPROVERS = ("drill-approver-1", "drill-approver-2")
@@ -122,7 +124,40 @@ def drill_run(*, plan: DrillPlan, progress: Callable[[str], None]) -> Drill:
     return drill
 
 
-def _drill_steps(drill: Drill, plan: DrillPlan, requester, progress) -> None:
+def _revocation_time(
+    access_request: AccessRequest,
+    requester: User,
+    credentials: IssuedCredentials,
+    timeout: float,
+    progress: Callable[[str], None],
+) -> tuple[int | None, int]:
+    """Revoke early, wait for the confirmation, then for AWS to refuse the credentials →
+    (time to revoke, time until refused) in ms."""
+    request_revoke(
+        access_request_id=access_request.pk,
+        actor=requester,
+        otp_code=_code_for(requester),
+        reason="Drill complete.",
+    )
+    clicked = timezone.now()
+    try:
+        _wait(access_request, Status.REVOKED, timeout=timeout, progress=progress)
+    except DrillFailed as exc:
+        raise DrillFailed(
+            f"REVOCATION NOT CONFIRMED by AWS within {timeout:.0f} s: {exc}"
+        ) from None
+
+    deadline = time.monotonic() + timeout
+    while credentials_work(credentials):
+        if time.monotonic() > deadline:
+            raise DrillFailed("CREDENTIALS STILL WORK after revocation was confirmed")
+        time.sleep(POLL_SECONDS)
+    return access_request.time_to_revoke_ms, _ms(clicked, timezone.now())
+
+
+def _drill_steps(
+    drill: Drill, plan: DrillPlan, requester: User, progress: Callable[[str], None]
+) -> None:
     profile = drill.profile
     access_request = request_open(
         profile_slug=profile.slug,
@@ -161,27 +196,9 @@ def _drill_steps(drill: Drill, plan: DrillPlan, requester, progress) -> None:
         raise DrillFailed("the issued credentials were refused by AWS while the grant was active")
     progress("credentials work (s3:ListAllMyBuckets allowed)")
 
-    request_revoke(
-        access_request_id=access_request.pk,
-        actor=requester,
-        otp_code=_code_for(requester),
-        reason="Drill complete.",
+    drill.time_to_revoke_ms, drill.time_to_refused_ms = _revocation_time(
+        access_request, requester, credentials, timeout, progress
     )
-    clicked = timezone.now()
-    try:
-        _wait(access_request, Status.REVOKED, timeout=timeout, progress=progress)
-    except DrillFailed as exc:
-        raise DrillFailed(
-            f"REVOCATION NOT CONFIRMED by AWS within {timeout:.0f} s: {exc}"
-        ) from None
-    drill.time_to_revoke_ms = access_request.time_to_revoke_ms
-
-    deadline = time.monotonic() + timeout
-    while credentials_work(credentials):
-        if time.monotonic() > deadline:
-            raise DrillFailed("CREDENTIALS STILL WORK after revocation was confirmed")
-        time.sleep(POLL_SECONDS)
-    drill.time_to_refused_ms = _ms(clicked, timezone.now())
     progress("credentials refused by AWS")
     drill.passed = True
     drill.finished_at = timezone.now()

@@ -142,17 +142,7 @@ def request_open(
             access_request=access_request,
             code="approvals.request.opened",
             actor=actor or requester,
-            detail={
-                "profile": profile.slug,
-                "ticket": ticket,
-                "requester": requester.get_username(),
-                "opened_by": opened_by,
-                "duration_minutes": duration_minutes,
-                "is_drill": is_drill,
-                "justification": justification,
-                "approval_deadline": access_request.approval_deadline.isoformat(),
-                "content_digest": access_request.content_digest(),
-            },
+            detail=_opened_detail(access_request),
             source=source,
         )
         request_changed_announce(
@@ -162,6 +152,22 @@ def request_open(
             event=opened,
         )
     return access_request
+
+
+def _opened_detail(access_request: AccessRequest) -> dict[str, Any]:
+    """The request's content as its first timeline event records it, with the digest the
+    approvers will sign."""
+    return {
+        "profile": access_request.profile.slug,
+        "ticket": access_request.ticket,
+        "requester": access_request.requester_name,
+        "opened_by": access_request.opened_by,
+        "duration_minutes": access_request.duration_minutes,
+        "is_drill": access_request.is_drill,
+        "justification": access_request.justification,
+        "approval_deadline": access_request.approval_deadline.isoformat(),
+        "content_digest": access_request.content_digest(),
+    }
 
 
 def request_locked(access_request_id: RequestId) -> AccessRequest:
