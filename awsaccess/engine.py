@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -15,7 +17,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from awsaccess import policies
 from awsaccess.clients import ClientFactory
-from awsaccess.errors import AwsError, PermanentAwsError, aws_call, error_code, translate
+from awsaccess.errors import (
+    AwsError,
+    PermanentAwsError,
+    TransientAwsError,
+    aws_call,
+    error_code,
+    translate,
+)
 from awsaccess.types import AwsConnection, AwsTarget, Grant, IssuedCredentials, PrincipalKeys
 
 if TYPE_CHECKING:
@@ -33,6 +42,23 @@ _PRINCIPAL_ARN = re.compile(
 
 class GrantExpiredError(Exception):
     """The grant's expiry has passed; AWS would refuse to issue anyway."""
+
+
+class RevocationUnconfirmedError(TransientAwsError):
+    """AWS does not hold what the revocation wrote (a session of the role racing us, or someone
+    else's write): not confirmed, and retried like any AWS error that may pass."""
+
+    def __init__(self, operation: str, reason: str) -> None:
+        super().__init__(operation, "RevocationUnconfirmed", reason)
+
+
+@dataclass(frozen=True)
+class PrincipalExpectation:
+    """What the break-glass principal may hold once a grant is removed: the grants of the other
+    live requests (their exact documents) and the one access key the portal holds."""
+
+    live_grants: Sequence[Grant]
+    access_key_id: str | None  # None: keys left alone (a role principal has none)
 
 
 def principal_kind_and_name(principal_arn: str) -> tuple[str, str]:
@@ -141,35 +167,47 @@ class AccessEngine:
 
     # -- revoke --------------------------------------------------------------------------------
 
-    def grant_revoke(self, target: AwsTarget, grant: Grant, *, now: datetime | None = None) -> None:
+    def grant_revoke(
+        self,
+        target: AwsTarget,
+        grant: Grant,
+        *,
+        now: datetime | None = None,
+        principal: PrincipalExpectation | None = None,
+    ) -> None:
         """Deny the request's sessions on the role, then delete the grant.
 
         The deny goes first: it kills live sessions, and since the grant only allows sessions
         carrying this request's SourceIdentity, it also kills any session issued before the
-        delete lands. Each step treats "already done" as done.
+        delete lands. The deny is confirmed by reading back its content, never by its name (a
+        session of the role may have planted a harmless policy under that name). With
+        `principal`, everything on the principal beyond the expected grants and key goes too:
+        a hostile session may have given it a way back in. Raises RevocationUnconfirmedError
+        unless AWS holds exactly what revocation requires.
         """
         policies.check_source_identity(grant.request_id)
         now = now or _utcnow()
         self._deny_sessions(target, grant, now)
         self._grant_detach(target, grant)
+        if principal is not None:
+            self._principal_restrict(target, principal)
         logger.info("grant revoked request=%s role=%s", grant.request_id, target.role_arn)
 
     def _deny_sessions(self, target: AwsTarget, grant: Grant, now: datetime) -> None:
-        existing = self._revocation_policy_names(target)
-        if any(policies.revocation_request_id(name) == grant.request_id for name in existing):
-            return
+        """Write the exact deny (PutRolePolicy is idempotent), read it back, and only then drop
+        the other policies naming this request (an earlier attempt's, or planted ones)."""
         name = policies.revocation_policy_name(
             grant.request_id, policies.revocation_not_after(target, grant, now)
         )
-        document = policies.to_json(policies.revocation_policy(grant.request_id))
+        document = policies.revocation_policy(grant.request_id)
         try:
-            self._put_role_policy(target, name, document)
+            self._put_role_policy(target, name, policies.to_json(document))
         except PermanentAwsError as error:
             if error.code != "LimitExceeded":
                 raise
             self._make_room(target, grant, now)
             try:
-                self._put_role_policy(target, name, document)
+                self._put_role_policy(target, name, policies.to_json(document))
             except PermanentAwsError as retry_error:
                 if retry_error.code != "LimitExceeded":
                     raise
@@ -177,6 +215,101 @@ class AccessEngine:
                 logger.warning(
                     "revocation for request=%s folded into older-sessions deny", grant.request_id
                 )
+                return
+        self._role_policy_confirm(target, name, document)
+        for other in self._revocation_policy_names(target):
+            if other != name and policies.revocation_request_id(other) == grant.request_id:
+                self._delete_role_policy(target, other)
+
+    def _role_policy_confirm(self, target: AwsTarget, name: str, document: dict) -> None:
+        try:
+            with aws_call("iam:GetRolePolicy"):
+                live = self._iam().get_role_policy(RoleName=target.role_name, PolicyName=name)
+        except PermanentAwsError as error:
+            if error.code != "NoSuchEntity":
+                raise
+            raise RevocationUnconfirmedError(
+                "iam:GetRolePolicy", "the deny just written is gone"
+            ) from None
+        if not policies.same_document(live["PolicyDocument"], document):
+            raise RevocationUnconfirmedError(
+                "iam:GetRolePolicy", "the role holds another document than the deny written"
+            )
+
+    def _principal_restrict(self, target: AwsTarget, expected: PrincipalExpectation) -> None:
+        """Leave the principal with the live requests' exact grants and the portal's key only;
+        anything else (a planted `breakglass-grant-zzz`, a second key) is a way back in."""
+        grants = {
+            policies.grant_policy_name(live): policies.grant_policy(target, live)
+            for live in expected.live_grants
+        }
+        for policy_name, document in self._principal_policies(target).items():
+            if policy_name not in grants:
+                self._principal_policy_call(target, "Delete", policy_name)
+            elif not policies.same_document(document, grants[policy_name]):
+                self._principal_policy_call(
+                    target, "Put", policy_name, PolicyDocument=policies.to_json(grants[policy_name])
+                )
+        if expected.access_key_id is not None:
+            for key_id in self._principal_key_ids(target) - {expected.access_key_id}:
+                self._principal_key_delete(target, key_id)
+        # Confirmed only by what AWS answers afterwards.
+        left = self._principal_policies(target)
+        if set(left) - set(grants) or any(
+            not policies.same_document(document, grants[name]) for name, document in left.items()
+        ):
+            raise RevocationUnconfirmedError(
+                "iam:ListUserPolicies", "the principal still holds a policy that is not a grant"
+            )
+        if expected.access_key_id is not None and (
+            self._principal_key_ids(target) - {expected.access_key_id}
+        ):
+            raise RevocationUnconfirmedError(
+                "iam:ListAccessKeys", "the principal still holds a key the portal does not"
+            )
+
+    def _principal_policies(self, target: AwsTarget) -> dict[str, object]:
+        kind, name = principal_kind_and_name(target.principal_arn)
+        entity = "User" if kind == "user" else "Role"
+        iam = self._iam()
+        names: list[str] = []
+        with aws_call(f"iam:List{entity}Policies"):
+            if kind == "user":
+                for page in iam.get_paginator("list_user_policies").paginate(UserName=name):
+                    names.extend(page["PolicyNames"])
+            else:
+                for page in iam.get_paginator("list_role_policies").paginate(RoleName=name):
+                    names.extend(page["PolicyNames"])
+        documents: dict[str, object] = {}
+        for policy_name in names:
+            try:
+                with aws_call(f"iam:Get{entity}Policy"):
+                    call = getattr(iam, f"get_{kind}_policy")
+                    documents[policy_name] = call(
+                        **{f"{entity}Name": name}, PolicyName=policy_name
+                    )["PolicyDocument"]
+            except PermanentAwsError as error:
+                if error.code != "NoSuchEntity":  # deleted meanwhile
+                    raise
+        return documents
+
+    def _principal_key_ids(self, target: AwsTarget) -> set[str]:
+        kind, name = principal_kind_and_name(target.principal_arn)
+        if kind != "user":
+            return set()
+        with aws_call("iam:ListAccessKeys"):
+            metadata = self._iam().list_access_keys(UserName=name)["AccessKeyMetadata"]
+        return {key["AccessKeyId"] for key in metadata}
+
+    def _principal_key_delete(self, target: AwsTarget, key_id: str) -> None:
+        _, name = principal_kind_and_name(target.principal_arn)
+        try:
+            with aws_call("iam:DeleteAccessKey"):
+                self._iam().delete_access_key(UserName=name, AccessKeyId=key_id)
+        except PermanentAwsError as error:
+            if error.code != "NoSuchEntity":
+                raise
+        logger.warning("deleted access key %s the portal does not hold", key_id)
 
     def _make_room(self, target: AwsTarget, grant: Grant, now: datetime) -> None:
         """The role's inline policies are full: prune, and if that is not enough, replace all
@@ -220,11 +353,20 @@ class AccessEngine:
 
     def _grant_policy_call(self, target: AwsTarget, grant: Grant, verb: str, **params: str) -> None:
         """Put, Get or Delete the request's grant policy on the principal (IAM user or role)."""
+        self._principal_policy_call(target, verb, policies.grant_policy_name(grant), **params)
+
+    def _principal_policy_call(
+        self, target: AwsTarget, verb: str, policy_name: str, **params: str
+    ) -> None:
         kind, name = principal_kind_and_name(target.principal_arn)
         entity = "User" if kind == "user" else "Role"
         call = getattr(self._iam(), f"{verb.lower()}_{kind}_policy")
-        with aws_call(f"iam:{verb}{entity}Policy"):
-            call(**{f"{entity}Name": name}, PolicyName=policies.grant_policy_name(grant), **params)
+        try:
+            with aws_call(f"iam:{verb}{entity}Policy"):
+                call(**{f"{entity}Name": name}, PolicyName=policy_name, **params)
+        except AwsError as error:
+            if verb != "Delete" or error.code != "NoSuchEntity":
+                raise
 
     def revocations_prune(self, target: AwsTarget, *, now: datetime | None = None) -> int:
         """Delete revocation denies whose sessions have all expired; returns how many."""

@@ -9,6 +9,8 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
 
 from awsaccess.types import AwsTarget, Grant
 
@@ -46,6 +48,27 @@ def iso_utc(moment: datetime) -> str:
 def to_json(document: dict) -> str:
     """Compact JSON: AWS counts every non-whitespace character against the size limits."""
     return json.dumps(document, separators=(",", ":"))
+
+
+def normalize(document: Any) -> Any:
+    """Compare policies as AWS means them: single-item lists equal scalars, order of keys aside."""
+    if isinstance(document, str):
+        text = document if document.lstrip().startswith("{") else unquote(document)
+        try:
+            document = json.loads(text)
+        except ValueError:
+            return document
+    if isinstance(document, dict):
+        return {key: normalize(value) for key, value in sorted(document.items())}
+    if isinstance(document, list):
+        items = [normalize(item) for item in document]
+        return items[0] if len(items) == 1 else sorted(items, key=json.dumps)
+    return document
+
+
+def same_document(live: Any, expected: Any) -> bool:
+    """True when AWS holds exactly what we meant (whatever its encoding of the JSON)."""
+    return bool(normalize(live) == normalize(expected))
 
 
 def check_source_identity(request_id: str) -> None:

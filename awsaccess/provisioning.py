@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Literal
-from urllib.parse import unquote
+from typing import Literal
 
 from botocore.exceptions import ClientError
 
@@ -20,6 +19,7 @@ from awsaccess import policies
 from awsaccess.clients import ClientFactory
 from awsaccess.engine import IAM_REGION, principal_kind_and_name
 from awsaccess.errors import aws_call, error_code, translate
+from awsaccess.policies import normalize
 from awsaccess.types import AwsConnection, AwsTarget
 
 logger = logging.getLogger(__name__)
@@ -45,22 +45,6 @@ class ProvisionReport:
 
     def add(self, resource: str, status: Status, detail: str = "") -> None:
         self.findings.append(Finding(resource, status, detail))
-
-
-def normalize(document: Any) -> Any:
-    """Compare policies as AWS means them: single-item lists equal scalars, order of keys aside."""
-    if isinstance(document, str):
-        text = document if document.lstrip().startswith("{") else unquote(document)
-        try:
-            document = json.loads(text)
-        except ValueError:
-            return document
-    if isinstance(document, dict):
-        return {key: normalize(value) for key, value in sorted(document.items())}
-    if isinstance(document, list):
-        items = [normalize(item) for item in document]
-        return items[0] if len(items) == 1 else sorted(items, key=json.dumps)
-    return document
 
 
 def profile_provision(

@@ -17,7 +17,8 @@ from awsaccess import policies
 from awsaccess.clients import ClientFactory
 from awsaccess.engine import IAM_REGION
 from awsaccess.errors import aws_call, error_code, translate
-from awsaccess.provisioning import normalize, profile_provision
+from awsaccess.policies import normalize
+from awsaccess.provisioning import profile_provision
 from awsaccess.types import AwsConnection, AwsTarget
 
 

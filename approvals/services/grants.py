@@ -23,7 +23,7 @@ from approvals.services.queue import Job, RetryLater, enqueue_after_commit
 from approvals.services.requests import RequestId, request_locked
 from approvals.timeline import timeline_append
 from awsaccess import runtime
-from awsaccess.engine import GrantExpiredError
+from awsaccess.engine import GrantExpiredError, PrincipalExpectation
 from awsaccess.errors import AwsError, PermanentAwsError, TransientAwsError
 from awsaccess.types import Grant, IssuedCredentials
 
@@ -197,14 +197,41 @@ def activation_fail(*, access_request: AccessRequest, reason: str) -> None:
         )
 
 
+def _principal_expectation(access_request: AccessRequest) -> PrincipalExpectation:
+    """What the principal may keep once this request's grant is gone: the other live requests'
+    grants and the one key the portal holds (any other key is a way back in)."""
+    live = (
+        AccessRequest.objects.filter(
+            profile_id=access_request.profile_id,
+            status__in=[Status.ACTIVATING, Status.ACTIVE],
+            expires_at__isnull=False,
+        )
+        .exclude(pk=access_request.pk)
+        .select_related("profile")
+    )
+    try:
+        key_id: str | None = runtime.principal_keys(
+            access_request.profile.principal_arn
+        ).access_key_id
+    except runtime.MissingAwsKeys:
+        key_id = None  # without knowing the portal's key, deleting keys could delete it
+    return PrincipalExpectation(
+        live_grants=[_aws_grant(other) for other in live], access_key_id=key_id
+    )
+
+
 def _aws_revoke(access_request: AccessRequest) -> None:
-    """Detach the grant and deny the request's sessions (idempotent)."""
+    """Deny the request's sessions, detach its grant, and strip the principal of anything but
+    the live grants and the portal's key (idempotent; raises unless AWS confirms it all)."""
     engine = runtime.access_engine()
     with transaction.atomic():
-        # The role's revocation policy is read-modified-written: one revocation per profile at
-        # a time, or two workers could each drop the other's deny statement.
+        # One revocation per profile at a time: each also rewrites the principal's policies.
         AccessProfile.objects.select_for_update().get(pk=access_request.profile_id)
-        engine.grant_revoke(access_request.profile.aws_target(), _aws_grant(access_request))
+        engine.grant_revoke(
+            access_request.profile.aws_target(),
+            _aws_grant(access_request),
+            principal=_principal_expectation(access_request),
+        )
 
 
 def _revocation_start(access_request_id: RequestId, *, skip_locked: bool) -> AccessRequest | None:

@@ -84,6 +84,8 @@ def broker_policy(role_name: str, principal_name: str) -> dict:
                     "iam:DeleteUserPolicy",
                     "iam:GetUserPolicy",
                     "iam:ListUserPolicies",
+                    # Revocation deletes any key the portal does not hold (a way back in).
+                    "iam:DeleteAccessKey",
                 ],
                 "Resource": sorted(
                     {f"{iam}:user/{principal_name}", f"{iam}:user/breakglass-principal*"}
