@@ -144,10 +144,21 @@ def credentials_refusal(*, access_request: AccessRequest, user_id: int) -> Refus
     return None
 
 
-def alarm_acknowledge_refusal(*, alarm: SecurityAlarm, may_handle_alarms: bool) -> Refusal | None:
-    """Approvers and auditors take alarms in hand; an alarm is acknowledged once."""
+def alarm_acknowledge_refusal(
+    *, alarm: SecurityAlarm, may_handle_alarms: bool, involved: bool
+) -> Refusal | None:
+    """Approvers (of the alarm's profile, or any for a system-wide alarm) and auditors take
+    alarms in hand, once; never someone who requested or signed the request the alarm is about,
+    who would be closing the alarm raised about their own access. (Whether the person may see
+    the alarm at all is decided before: an alarm they cannot see does not exist for them.)"""
     if not may_handle_alarms:
         return Refusal("not_allowed", "only approvers and auditors can acknowledge alarms")
+    if involved:
+        return Refusal(
+            "involved",
+            "you are involved in the request this alarm is about (requester or signer); "
+            "someone else must acknowledge it",
+        )
     if alarm.status != AlarmStatus.OPEN:
         return Refusal(
             "not_allowed", f"the alarm was already acknowledged by {alarm.acknowledged_by_name}"

@@ -326,15 +326,17 @@ class AlarmViewSet(GenericViewSet):
         return caller
 
     @extend_schema(
-        summary="Security alarms, newest first (approvers and auditors)",
+        summary="Security alarms the caller may see, newest first (auditors: all; approvers: their "
+        "profiles' and the system-wide ones)",
         parameters=[AlarmFilterSerializer],
         responses={200: AlarmSerializer(many=True), **_errors(400, *AUTHENTICATED_ERRORS, 404)},
     )
     def list(self, request: Request) -> Response:
-        self._require_handler(request)
+        caller = self._require_handler(request)
         filters = AlarmFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        page = self.paginate_queryset(selectors.alarms_list(**filters.validated_data))
+        scope = selectors.viewer_scope(user=caller.user)
+        page = self.paginate_queryset(selectors.alarms_list(scope=scope, **filters.validated_data))
         return self.get_paginated_response(AlarmSerializer(page, many=True).data)
 
     @extend_schema(

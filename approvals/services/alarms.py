@@ -102,10 +102,16 @@ def alarm_acknowledge(
     if not may_handle:
         raise NotAllowed("only approvers and auditors can acknowledge alarms")
     with transaction.atomic():
-        alarm = SecurityAlarm.objects.select_for_update().filter(pk=alarm_id).first()
+        scope = selectors.viewer_scope(user=user)
+        visible = selectors.alarms_visible(scope=scope).filter(pk=alarm_id)
+        alarm = SecurityAlarm.objects.select_for_update().filter(pk__in=visible).first()
         if alarm is None:
             raise NotFound(f"no alarm {alarm_id}")
-        not_allowed = rules.alarm_acknowledge_refusal(alarm=alarm, may_handle_alarms=may_handle)
+        not_allowed = rules.alarm_acknowledge_refusal(
+            alarm=alarm,
+            may_handle_alarms=may_handle,
+            involved=selectors.alarm_involves(alarm=alarm, user_id=scope.user_id),
+        )
         if not_allowed is not None:
             raise NotAllowed(not_allowed.message)
         detail = {"alarm": alarm.pk, "kind": alarm.kind, "title": alarm.title}
