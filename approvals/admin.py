@@ -1,9 +1,11 @@
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.utils.html import format_html
 
+from approvals.errors import RequestInvalid
 from approvals.models import (
     AccessProfile,
     AccessRequest,
@@ -19,7 +21,8 @@ from approvals.models import (
     WebhookEndpoint,
 )
 from approvals.services.api_access import integration_key_create, integration_key_revoke
-from approvals.services.webhooks import webhook_endpoint_create
+from approvals.services.webhooks import webhook_endpoint_create, webhook_url_validate
+from awsaccess import policies
 
 
 @admin.register(AccessProfile)
@@ -27,6 +30,22 @@ class AccessProfileAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["slug", "name", "account_id", "region", "role_arn", "required_approvals"]
     search_fields = ["slug", "name", "account_id", "role_arn"]
+    readonly_fields = ["protected_in_aws"]
+
+    @admin.display(description="Protected in AWS (the role's permissions boundary)")
+    def protected_in_aws(self, obj: AccessProfile) -> str:
+        """What no session of the role may do, as provisioning writes it (issue 12)."""
+        if obj.pk is None:
+            return "Shown once the profile is saved."
+        document = policies.protective_boundary(
+            obj.aws_target(), protect_persistence=obj.deny_persistence
+        )
+        denies = [s for s in document["Statement"] if s["Effect"] == "Deny"]
+        return format_html(
+            "<p>Boundary policy {}</p><pre>{}</pre>",
+            policies.boundary_policy_arn(obj.aws_target()),
+            json.dumps(denies, indent=2),
+        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -145,10 +164,29 @@ class IntegrationKeyAdmin(admin.ModelAdmin):
         messages.success(request, f"Revoked {queryset.count()} key(s).")
 
 
+class WebhookEndpointForm(forms.ModelForm):
+    """The admin checks a URL with the same function as every other path that sets one."""
+
+    url = forms.URLField(max_length=500, assume_scheme="https")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["integration", "url", "active"]
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        try:
+            webhook_url_validate(url)
+        except RequestInvalid as error:
+            raise forms.ValidationError(error.fields["url"]) from None
+        return url
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     """The signing secret is shown once, on creation; it is stored sealed."""
+
+    form = WebhookEndpointForm
 
     list_display = ["url", "integration", "active", "created_at"]
     list_filter = ["active"]

@@ -5,6 +5,7 @@ so `make run` needs no server. Production sets BREAKGLASS_PRODUCTION=true, which
 without a real secret key and credential-encryption keys.
 """
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -301,6 +302,17 @@ else:
     )
 
 WEBHOOK_TIMEOUT_SECONDS = env_int("BREAKGLASS_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+# Webhooks go to public https:// addresses only. Development (debug, as under `make run`) may
+# also post http:// to loopback; networks listed here are allowed even when not public.
+WEBHOOK_ALLOW_HTTP_LOOPBACK = env_bool("BREAKGLASS_WEBHOOK_ALLOW_HTTP_LOOPBACK", DEBUG)
+WEBHOOK_ALLOWED_NETWORKS = env_list("BREAKGLASS_WEBHOOK_ALLOWED_NETWORKS", [])
+for _network in WEBHOOK_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfiguredEnv(
+            f"BREAKGLASS_WEBHOOK_ALLOWED_NETWORKS: {_network!r} is not a network like 10.1.0.0/16"
+        ) from None
 # Retries wait BACKOFF, then twice as long each time (at most 10 min apart), until
 # RETRY_SECONDS after the event.
 WEBHOOK_BACKOFF_SECONDS = env_int("BREAKGLASS_WEBHOOK_BACKOFF_SECONDS", 10, minimum=1)

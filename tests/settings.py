@@ -50,6 +50,8 @@ if not env_bool("BREAKGLASS_TEST_CHILD", False):
     else:
         os.environ.pop("CELERY_BROKER_URL", None)
     os.environ.setdefault("BREAKGLASS_CELERY_QUEUE", f"breakglass-test-{os.getpid()}")
+# The webhook receivers tests start listen on loopback over http:// (also in worker children).
+os.environ.setdefault("BREAKGLASS_WEBHOOK_ALLOW_HTTP_LOOPBACK", "true")
 
 from portal.settings import *  # noqa: E402, F403
 

@@ -18,7 +18,6 @@ import urllib.request
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlparse
 
 from django.conf import settings
 from django.db import transaction
@@ -37,6 +36,7 @@ from approvals.models import (
 from approvals.report import incident_report_dict
 from approvals.scrubbing import scrub
 from approvals.sealing import seal, unseal
+from approvals.services import egress
 from approvals.services.queue import Job, RetryLater, enqueue_after_commit
 from approvals.timeline import timeline_append
 
@@ -54,16 +54,19 @@ def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={mac.hexdigest()}"
 
 
+def webhook_url_validate(url: str) -> None:
+    """The one check of a webhook URL, on every path that sets one (service, command, admin):
+    RequestInvalid naming the `url` field when it may not be used."""
+    refusal = egress.url_refusal(url)
+    if refusal is not None:
+        raise RequestInvalid("The webhook URL is not allowed.", fields={"url": [refusal]})
+
+
 def webhook_endpoint_create(
     *, url: str, integration: IntegrationKey | None = None, actor=None
 ) -> tuple[WebhookEndpoint, str]:
     """Register a receiver; its signing secret is returned this once and kept sealed."""
-    parsed = urlparse(url or "")
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise RequestInvalid(
-            "The webhook URL is not valid.",
-            fields={"url": ["url must be an absolute http:// or https:// URL"]},
-        )
+    webhook_url_validate(url)
     secret = f"whsec_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.create(
@@ -190,14 +193,7 @@ def _delivery_body(delivery: WebhookDelivery) -> bytes:
     return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is a failed delivery: we never re-send a signed body somewhere else."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
+_opener = egress.vetted_opener()
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
