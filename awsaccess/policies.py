@@ -252,3 +252,160 @@ def watch_queue_policy(queue_arn: str, rule_arn: str) -> dict:
 
 def _name_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(_NAME_TIME)
+
+
+# -- the protective boundary: what no session of a break-glass role may change ---------------
+
+BOUNDARY_POLICY_PREFIX = "breakglass-boundary-"
+# Every name the portal and its identities use starts with this: principals, broker and
+# provisioner users, watch rules and queues, managed policies, groups.
+MACHINERY_NAME_PREFIX = "breakglass-"
+
+# Writes to IAM identities and policies (IAM's whole write surface by verb).
+IAM_WRITE_ACTIONS = [
+    "iam:Add*",
+    "iam:Attach*",
+    "iam:Change*",
+    "iam:Create*",
+    "iam:Deactivate*",
+    "iam:Delete*",
+    "iam:Detach*",
+    "iam:Enable*",
+    "iam:PassRole",
+    "iam:Put*",
+    "iam:Remove*",
+    "iam:Reset*",
+    "iam:Resync*",
+    "iam:Set*",
+    "iam:Tag*",
+    "iam:Untag*",
+    "iam:Update*",
+    "iam:Upload*",
+]
+WATCH_WRITE_ACTIONS = [
+    "events:DeleteRule",
+    "events:DisableRule",
+    "events:PutRule",
+    "events:PutTargets",
+    "events:RemoveTargets",
+    "events:TagResource",
+    "events:UntagResource",
+    # The queue's messages are the watch: reading or deleting them is blinding it.
+    "sqs:AddPermission",
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:DeleteQueue",
+    "sqs:PurgeQueue",
+    "sqs:ReceiveMessage",
+    "sqs:RemovePermission",
+    "sqs:SetQueueAttributes",
+    "sqs:TagQueue",
+    "sqs:UntagQueue",
+]
+TRAIL_WRITE_ACTIONS = [
+    "cloudtrail:DeleteTrail",
+    "cloudtrail:PutEventSelectors",
+    "cloudtrail:PutInsightSelectors",
+    "cloudtrail:RemoveTags",
+    "cloudtrail:StopLogging",
+    "cloudtrail:UpdateTrail",
+]
+# Ways to keep access after the session ends (MITRE ATT&CK T1098 Account Manipulation and
+# T1136 Create Account on IAM): new identities, long-lived credentials, widened policies and
+# trust, other federation doors. Anywhere in the account, not only on the machinery.
+PERSISTENCE_ACTIONS = [
+    "iam:AddUserToGroup",
+    "iam:AttachGroupPolicy",
+    "iam:AttachRolePolicy",
+    "iam:AttachUserPolicy",
+    "iam:CreateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:CreateOpenIDConnectProvider",
+    "iam:CreatePolicyVersion",
+    "iam:CreateRole",
+    "iam:CreateSAMLProvider",
+    "iam:CreateServiceSpecificCredential",
+    "iam:CreateUser",
+    "iam:PutGroupPolicy",
+    "iam:PutRolePolicy",
+    "iam:PutUserPolicy",
+    "iam:ResetServiceSpecificCredential",
+    "iam:SetDefaultPolicyVersion",
+    "iam:UpdateAccessKey",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateLoginProfile",
+    "iam:UpdateSAMLProvider",
+    "iam:UploadSSHPublicKey",
+    "iam:UploadSigningCertificate",
+    "sts:GetFederationToken",
+]
+
+
+def boundary_policy_name(role_name: str) -> str:
+    return f"{BOUNDARY_POLICY_PREFIX}{role_name}"[:128]
+
+
+def boundary_policy_arn(target: AwsTarget) -> str:
+    return f"arn:aws:iam::{target.account_id}:policy/{boundary_policy_name(target.role_name)}"
+
+
+def machinery_iam_arns(target: AwsTarget) -> list[str]:
+    """The role, its principal and boundary, and every `breakglass-*` IAM name (the other
+    principals, broker and provisioner identities, groups, policies)."""
+    iam = f"arn:aws:iam::{target.account_id}"
+    prefix = MACHINERY_NAME_PREFIX
+    return sorted(
+        {
+            target.role_arn,
+            target.principal_arn,
+            boundary_policy_arn(target),
+            *(f"{iam}:{kind}/{prefix}*" for kind in ("user", "role", "group", "policy")),
+            *(f"{iam}:{kind}/*/{prefix}*" for kind in ("user", "role", "group", "policy")),
+        }
+    )
+
+
+def protective_boundary(target: AwsTarget, *, protect_persistence: bool) -> dict:
+    """The role's permissions boundary: everything the role's policies allow, except changing the
+    break-glass machinery (and, unless the profile turns it off, the persistence moves).
+
+    A boundary rather than an inline deny: its Deny holds whatever the role's own policies say,
+    it takes nothing from the role's inline-policy space the revocation denies need, and since
+    it denies every write on the role (Put/DeleteRolePermissionsBoundary, DeleteRolePolicy …) and
+    on its own managed policy (CreatePolicyVersion …), no session can lift it."""
+    statements: list[dict] = [
+        # A boundary caps what identity policies grant; this keeps the role's own policies whole.
+        {"Sid": "BreakGlassWithinRolePolicies", "Effect": "Allow", "Action": "*", "Resource": "*"},
+        {
+            "Sid": "BreakGlassProtectIdentities",
+            "Effect": "Deny",
+            "Action": list(IAM_WRITE_ACTIONS),
+            "Resource": machinery_iam_arns(target),
+        },
+        {
+            "Sid": "BreakGlassProtectWatch",
+            "Effect": "Deny",
+            "Action": list(WATCH_WRITE_ACTIONS),
+            "Resource": [
+                f"arn:aws:events:*:{target.account_id}:rule/{MACHINERY_NAME_PREFIX}*",
+                f"arn:aws:sqs:*:{target.account_id}:{MACHINERY_NAME_PREFIX}*",
+            ],
+        },
+        {
+            # Every trail: which ones feed the watch is not the session's to decide.
+            "Sid": "BreakGlassProtectTrails",
+            "Effect": "Deny",
+            "Action": list(TRAIL_WRITE_ACTIONS),
+            "Resource": "*",
+        },
+    ]
+    if protect_persistence:
+        statements.append(
+            {
+                "Sid": "BreakGlassNoPersistence",
+                "Effect": "Deny",
+                "Action": list(PERSISTENCE_ACTIONS),
+                "Resource": "*",
+            }
+        )
+    return {"Version": VERSION, "Statement": statements}

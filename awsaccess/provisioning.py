@@ -76,10 +76,86 @@ class _Provisioner:
     def run(self) -> None:
         self._principal()
         self._role()
+        self._boundary()
         queue_url, queue_arn = self._queue()
         rule_arn = self._rule()
         self._queue_policy(queue_url, queue_arn, rule_arn)
         self._rule_target(queue_arn)
+
+    # -- the role's protective boundary (issue 12) -----------------------------------------
+
+    def _boundary(self) -> None:
+        """The managed policy holding the protective boundary, set as the role's permissions
+        boundary. Created when absent; a different document or boundary is drift."""
+        arn = policies.boundary_policy_arn(self.target)
+        expected = policies.protective_boundary(
+            self.target, protect_persistence=self.target.protect_persistence
+        )
+        live = self._boundary_document(arn)
+        if live is None:
+            if self.check_only:
+                self.report.add("role boundary policy", "missing", arn)
+                return
+            with aws_call("iam:CreatePolicy"):
+                self.iam.create_policy(
+                    PolicyName=policies.boundary_policy_name(self.target.role_name),
+                    PolicyDocument=policies.to_json(expected),
+                    Description="Break-glass: what no session of the role may change",
+                )
+            self.report.add("role boundary policy", "created", arn)
+        elif policies.same_document(live, expected):
+            self.report.add("role boundary policy", "ok", arn)
+        elif self.fix:
+            self._boundary_version_replace(arn, expected)
+            self.report.add("role boundary policy", "fixed", arn)
+        else:
+            self.report.add("role boundary policy", "drift", "differs from the protective boundary")
+        self._boundary_on_role(arn)
+
+    def _boundary_document(self, arn: str) -> object | None:
+        try:
+            policy = self.iam.get_policy(PolicyArn=arn)["Policy"]
+            version = self.iam.get_policy_version(
+                PolicyArn=arn, VersionId=policy.get("DefaultVersionId", "v1")
+            )
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                return None
+            raise translate("iam:GetPolicyVersion", error) from None
+        return version["PolicyVersion"].get("Document")
+
+    def _boundary_version_replace(self, arn: str, expected: dict) -> None:
+        with aws_call("iam:ListPolicyVersions"):
+            versions = self.iam.list_policy_versions(PolicyArn=arn)["Versions"]
+        for version in versions:  # AWS keeps five versions; ours is the only one that counts
+            if not version.get("IsDefaultVersion"):
+                with aws_call("iam:DeletePolicyVersion"):
+                    self.iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
+        with aws_call("iam:CreatePolicyVersion"):
+            self.iam.create_policy_version(
+                PolicyArn=arn, PolicyDocument=policies.to_json(expected), SetAsDefault=True
+            )
+
+    def _boundary_on_role(self, arn: str) -> None:
+        try:
+            role = self.iam.get_role(RoleName=self.target.role_name)["Role"]
+        except ClientError as error:
+            if error_code(error) == "NoSuchEntity":
+                return  # reported as a missing role already
+            raise translate("iam:GetRole", error) from None
+        live = role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
+        if live == arn:
+            self.report.add("role permissions boundary", "ok", arn)
+            return
+        if self.check_only or (live is not None and not self.fix):
+            status: Status = "missing" if live is None else "drift"
+            self.report.add("role permissions boundary", status, f"is {live}, should be {arn}")
+            return
+        with aws_call("iam:PutRolePermissionsBoundary"):
+            self.iam.put_role_permissions_boundary(
+                RoleName=self.target.role_name, PermissionsBoundary=arn
+            )
+        self.report.add("role permissions boundary", "fixed" if live else "created", arn)
 
     # -- principal: checked, never created (its keys are a secret the organisation holds) ---
 

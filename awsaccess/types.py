@@ -27,6 +27,8 @@ class AwsTarget:
     role_arn: str
     principal_arn: str
     max_session_seconds: int  # the role's MaxSessionDuration (>= 3600 on AWS)
+    # The role's protective boundary also denies the persistence moves (new users, keys …).
+    protect_persistence: bool = True
 
     @property
     def role_name(self) -> str:

@@ -91,6 +91,14 @@ class AccessProfile(models.Model):
     chat_webhook_url = models.URLField(
         max_length=500, blank=True, help_text="Slack-compatible incoming webhook for this profile."
     )
+    deny_persistence = models.BooleanField(
+        default=True,
+        help_text=(
+            "The role's protective boundary also denies the persistence moves (new IAM users, "
+            "access keys, login profiles, widened policies or trust). Re-run provisioning after "
+            "changing it."
+        ),
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -118,6 +126,7 @@ class AccessProfile(models.Model):
             role_arn=self.role_arn,
             principal_arn=self.principal_arn,
             max_session_seconds=self.role_max_session_seconds,
+            protect_persistence=self.deny_persistence,
         )
 
     def clean(self) -> None:

@@ -119,6 +119,13 @@ def broker_policy(role_name: str, principal_name: str) -> dict:
                 "Resource": sorted({f"{iam}:role/{role_name}", f"{iam}:role/breakglass-*"}),
             },
             {
+                # The guard reads the role's protective boundary.
+                "Sid": "ReadBreakGlassBoundaries",
+                "Effect": "Allow",
+                "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"],
+                "Resource": f"{iam}:policy/{policies.BOUNDARY_POLICY_PREFIX}*",
+            },
+            {
                 "Sid": "ReadWatch",
                 "Effect": "Allow",
                 "Action": [

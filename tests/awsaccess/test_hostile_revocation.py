@@ -67,7 +67,11 @@ def plant_way_back_in(session: HostileSession, iam) -> dict:
 
 
 def test_planted_deny_name_grant_and_key_do_not_survive_revocation(hostile):
-    planted_key = plant_way_back_in(hostile, hostile.client("iam"))
+    with pytest.raises(ClientError) as excinfo:  # the role's boundary refuses the session...
+        plant_way_back_in(hostile, hostile.client("iam"))
+    assert excinfo.value.response["Error"]["Code"] == "AccessDenied"
+    # ...and revocation does not rely on it: an identity outside the boundary plants them.
+    planted_key = plant_way_back_in(hostile, hostile.provisioner("iam"))
     assert assume_with(hostile, planted_key, "someone-else")  # the back door works while live
 
     hostile.revoke()
@@ -92,8 +96,8 @@ def test_the_other_live_grants_are_kept_and_a_tampered_one_is_restored(hostile):
     other = active_request(hostile.cast, hostile.aws.profile)
     iam = hostile.provisioner("iam")
     other_grant = f"breakglass-grant-{other.source_identity}"
-    # The session widens the other request's grant to any SourceIdentity.
-    hostile.client("iam").put_user_policy(
+    # Someone (outside the boundary) widens the other request's grant to any SourceIdentity.
+    iam.put_user_policy(
         UserName=hostile.principal_name,
         PolicyName=other_grant,
         PolicyDocument=json.dumps(
