@@ -5,10 +5,11 @@ from datetime import date, datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from approvals import rules
@@ -24,6 +25,7 @@ from approvals.models import (
     Drill,
     Heartbeat,
     IssuedCredential,
+    PersonalToken,
     SealedTOTPDevice,
     SecurityAlarm,
     Status,
@@ -282,6 +284,15 @@ def dashboard_get(
 
 def user_has_confirmed_device(*, user) -> bool:
     return SealedTOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def personal_tokens_of(*, user: User) -> list[PersonalToken]:
+    """A person's API tokens, live ones first, newest first (their hashes never leave here)."""
+    return list(
+        PersonalToken.objects.filter(user=user)
+        .defer("token_hash")
+        .order_by(F("revoked_at").desc(nulls_first=True), "-created_at")
+    )
 
 
 def backup_codes_unused(*, user) -> int:

@@ -115,6 +115,9 @@ class PersonalToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="After this the token is refused; set for every new one."
+    )
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"

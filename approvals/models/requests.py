@@ -137,6 +137,17 @@ class AccessProfile(models.Model):
             errors["role_arn"] = "The role must be in the profile's account."
         if self.principal_arn and f":{self.account_id}:" not in self.principal_arn:
             errors["principal_arn"] = "The principal must be in the profile's account."
+        # A grant is one STS session (DESIGN.md §4): a grant longer than the role's maximum
+        # session would leave the requester with dead credentials before its deadline.
+        if (
+            self.max_duration_minutes
+            and self.role_max_session_seconds
+            and self.max_duration_minutes * 60 > self.role_max_session_seconds
+        ):
+            errors["max_duration_minutes"] = (
+                f"A grant lasts one STS session: at most {self.role_max_session_seconds // 60} "
+                "minutes, the role's maximum session duration (raise that on the role and here)."
+            )
         if errors:
             raise ValidationError(errors)
 

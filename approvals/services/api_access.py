@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -25,21 +26,43 @@ def _secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def personal_token_create(*, user, name: str = "") -> str:
-    """A new personal API token; only its hash is kept, so this is the one time it is seen."""
+PERSONAL_TOKEN_DEFAULT_DAYS = 90
+PERSONAL_TOKEN_MAX_DAYS = 366
+PERSONAL_TOKEN_NAME_MAX_LENGTH = 100
+
+
+def personal_token_create(
+    *, user: User, name: str = "", days: int = PERSONAL_TOKEN_DEFAULT_DAYS
+) -> str:
+    """A new personal API token that expires after `days`; only its hash is kept, so this is the
+    one time it is seen."""
+    name = (name or "").strip()
+    if len(name) > PERSONAL_TOKEN_NAME_MAX_LENGTH:
+        raise RequestInvalid(
+            "The token's name is too long.",
+            fields={"name": [f"name must be at most {PERSONAL_TOKEN_NAME_MAX_LENGTH} characters"]},
+        )
+    if isinstance(days, bool) or not 1 <= days <= PERSONAL_TOKEN_MAX_DAYS:
+        raise RequestInvalid(
+            "The token's lifetime is not valid.",
+            fields={"days": [f"days must be between 1 and {PERSONAL_TOKEN_MAX_DAYS}"]},
+        )
     token = f"{PERSONAL_TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
-    PersonalToken.objects.create(
-        user=user,
-        name=name,
-        prefix=token[:12],
-        token_hash=_secret_hash(token),
-    )
-    timeline_append(
-        access_request=None,
-        code="approvals.token.created",
-        actor=user,
-        detail={"prefix": token[:12], "name": name},
-    )
+    expires_at = timezone.now() + timedelta(days=days)
+    with transaction.atomic():
+        PersonalToken.objects.create(
+            user=user,
+            name=name,
+            prefix=token[:12],
+            token_hash=_secret_hash(token),
+            expires_at=expires_at,
+        )
+        timeline_append(
+            access_request=None,
+            code="approvals.token.created",
+            actor=user,
+            detail={"prefix": token[:12], "name": name, "expires_at": expires_at.isoformat()},
+        )
     return token
 
 
@@ -131,9 +154,12 @@ def personal_token_authenticate(*, token: str) -> PersonalToken:
         raise NotAllowed("unknown API token")
     if found.revoked_at is not None:
         raise NotAllowed("this API token was revoked")
+    now = timezone.now()
+    if found.expires_at is not None and found.expires_at <= now:
+        raise NotAllowed(f"this API token expired at {found.expires_at:%Y-%m-%d %H:%M} UTC")
     if not found.user.is_active:
         raise NotAllowed(f"user {found.user.get_username()} is not active")
-    _touch_last_used(PersonalToken, found, timezone.now())
+    _touch_last_used(PersonalToken, found, now)
     return found
 
 

@@ -76,6 +76,28 @@ class FreshCodeForm(forms.Form):
     code = otp_field()
 
 
+TOKEN_LIFETIMES = [
+    (7, "7 days"),
+    (30, "30 days"),
+    (90, "90 days"),
+    (180, "180 days"),
+    (365, "a year"),
+]
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(
+        label="What it is for", max_length=100, required=False, help_text="e.g. laptop CLI"
+    )
+    days = forms.TypedChoiceField(
+        label="Expires after", choices=TOKEN_LIFETIMES, coerce=int, initial=90
+    )
+
+
+class TokenRevokeForm(forms.Form):
+    token_id = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+
 class RequestForm(forms.Form):
     profile = forms.ChoiceField(label="Access profile")
     ticket = forms.CharField(

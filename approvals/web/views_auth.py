@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 import django_otp
 import qrcode
 import qrcode.image.svg
+from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from approvals import selectors
 from approvals.errors import PortalError
-from approvals.services import identity
+from approvals.services import api_access, identity
 from approvals.surfaces import event_source
 from approvals.web.access import (
     LAST_ACTIVITY_KEY,
@@ -27,7 +28,14 @@ from approvals.web.access import (
     verified_required,
     with_page_headers,
 )
-from approvals.web.forms import EnrolForm, FreshCodeForm, SecondFactorForm, SignInForm
+from approvals.web.forms import (
+    EnrolForm,
+    FreshCodeForm,
+    SecondFactorForm,
+    SignInForm,
+    TokenCreateForm,
+    TokenRevokeForm,
+)
 
 
 def _signed_in(request: HttpRequest, device) -> HttpResponse:
@@ -153,23 +161,48 @@ def signout(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @verified_required()
 def account(request: HttpRequest) -> HttpResponse:
-    form = FreshCodeForm(request.POST or None)
+    """Backup codes, and the person's own API tokens (listed, created once-shown, revoked)."""
+    action = request.POST.get("action", "backup_codes") if request.method == "POST" else ""
+    code_form = FreshCodeForm(request.POST if action == "backup_codes" else None)
+    token_form = TokenCreateForm(request.POST if action == "token_create" else None, prefix="token")
     codes: list[str] = []
-    if request.method == "POST" and form.is_valid():
+    new_token = ""
+    if action == "backup_codes" and code_form.is_valid():
         try:
             codes = identity.backup_codes_generate(
                 user=request.user,
-                otp_code=form.cleaned_data["code"],
+                otp_code=code_form.cleaned_data["code"],
                 source=event_source(request),
             )
         except PortalError as error:
-            form.add_error("code", error.message)
-    unused = selectors.backup_codes_unused(user=request.user)
-    response = render(
-        request,
-        "auth/account.html",
-        {"form": FreshCodeForm() if codes else form, "codes": codes, "unused": unused},
-    )
-    if form.errors:
+            code_form.add_error("code", error.message)
+    elif action == "token_create" and token_form.is_valid():
+        new_token = api_access.personal_token_create(
+            user=request.user,
+            name=token_form.cleaned_data["name"],
+            days=token_form.cleaned_data["days"],
+        )
+    elif action == "token_revoke":
+        revoke = TokenRevokeForm(request.POST)
+        if revoke.is_valid():
+            try:
+                api_access.personal_token_revoke(
+                    token_id=revoke.cleaned_data["token_id"], user=request.user
+                )
+            except PortalError as error:
+                messages.error(request, error.message)
+            else:
+                messages.success(request, "The token was revoked; it no longer opens the API.")
+        return no_store(redirect("account"))
+    context = {
+        "form": FreshCodeForm() if codes else code_form,
+        "codes": codes,
+        "unused": selectors.backup_codes_unused(user=request.user),
+        "token_form": TokenCreateForm(prefix="token") if new_token else token_form,
+        "new_token": new_token,
+        "tokens": selectors.personal_tokens_of(user=request.user),
+    }
+    response = render(request, "auth/account.html", context)
+    if code_form.errors or token_form.errors:
         response.status_code = 400
     return no_store(response)
