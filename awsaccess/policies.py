@@ -21,6 +21,7 @@ GRANT_POLICY_PREFIX = "breakglass-grant-"
 REVOCATION_POLICY_PREFIX = "breakglass-revoked-"
 WATCH_NAME_PREFIX = "breakglass-watch-"
 WATCH_TARGET_ID = "breakglass-watch-queue"
+ACTIVITY_RULE_PREFIX = f"{WATCH_NAME_PREFIX}calls."
 
 # AWS's aggregate size limits for inline policies (characters, whitespace excluded).
 ROLE_INLINE_POLICY_LIMIT = 10_240
@@ -233,8 +234,29 @@ def watch_event_pattern(target: AwsTarget) -> dict:
     }
 
 
-def watch_queue_policy(queue_arn: str, rule_arn: str) -> dict:
-    """Only this rule may deliver to the queue."""
+def activity_rule_name(role_name: str) -> str:
+    """The EventBridge rule for every call of the role's sessions. Under the watch prefix, so
+    whatever may read the watch rule may read this one; names stop at 64 characters."""
+    name = f"{ACTIVITY_RULE_PREFIX}{role_name}"
+    if len(name) <= 64:
+        return name
+    digest = hashlib.sha256(role_name.encode()).hexdigest()[:8]
+    return f"{ACTIVITY_RULE_PREFIX}{role_name[:32]}-{digest}"
+
+
+def activity_event_pattern(target: AwsTarget) -> dict:
+    """Any CloudTrail-recorded call whose caller is a session of the break-glass role."""
+    return {
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {
+            "userIdentity": {"sessionContext": {"sessionIssuer": {"arn": [target.role_arn]}}}
+        },
+    }
+
+
+def watch_queue_policy(queue_arn: str, rule_arn: str, *more_rule_arns: str) -> dict:
+    """Only these rules (the watch rule, then any other rule delivering to it) may send."""
+    source: str | list[str] = [rule_arn, *more_rule_arns] if more_rule_arns else rule_arn
     return {
         "Version": VERSION,
         "Statement": [
@@ -244,7 +266,7 @@ def watch_queue_policy(queue_arn: str, rule_arn: str) -> dict:
                 "Principal": {"Service": "events.amazonaws.com"},
                 "Action": "sqs:SendMessage",
                 "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                "Condition": {"ArnEquals": {"aws:SourceArn": source}},
             }
         ],
     }

@@ -79,7 +79,8 @@ class _Provisioner:
         self._boundary()
         queue_url, queue_arn = self._queue()
         rule_arn = self._rule()
-        self._queue_policy(queue_url, queue_arn, rule_arn)
+        activity_rule_arn = self._activity_rule(queue_arn)
+        self._queue_policy(queue_url, queue_arn, rule_arn, activity_rule_arn)
         self._rule_target(queue_arn)
 
     # -- the role's protective boundary (issue 12) -----------------------------------------
@@ -313,10 +314,12 @@ class _Provisioner:
                 Description=f"AssumeRole of {self.target.role_arn}",
             )
 
-    def _queue_policy(self, url: str | None, queue_arn: str, rule_arn: str) -> None:
+    def _queue_policy(
+        self, url: str | None, queue_arn: str, rule_arn: str, *more_rule_arns: str
+    ) -> None:
         if url is None:
             return
-        expected = policies.watch_queue_policy(queue_arn, rule_arn)
+        expected = policies.watch_queue_policy(queue_arn, rule_arn, *more_rule_arns)
         with aws_call("sqs:GetQueueAttributes"):
             attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])
         actual = attributes.get("Attributes", {}).get("Policy")
@@ -353,3 +356,61 @@ class _Provisioner:
                 Rule=self.name, Targets=[{"Id": policies.WATCH_TARGET_ID, "Arn": queue_arn}]
             )
         self.report.add("watch rule target", "fixed" if ours else "created", queue_arn)
+
+    # -- activity: every call of the role's sessions, to the same watch queue ------------------
+
+    def _activity_rule(self, queue_arn: str) -> str:
+        """The rule (and its queue target) for every CloudTrail call by a session of the role →
+        its ARN. Checked like the watch rule: drift is reported, fixed only when asked."""
+        name = policies.activity_rule_name(self.target.role_name)
+        pattern = policies.activity_event_pattern(self.target)
+        rule_arn = f"arn:aws:events:{self.target.region}:{self.target.account_id}:rule/{name}"
+        try:
+            rule = self.events.describe_rule(Name=name)
+        except ClientError as error:
+            if error_code(error) != "ResourceNotFoundException":
+                raise translate("events:DescribeRule", error) from None
+            rule = None
+        problems = []
+        if rule is not None and normalize(rule.get("EventPattern", "{}")) != normalize(pattern):
+            problems.append("event pattern differs")
+        if rule is not None and rule.get("State") != "ENABLED":
+            problems.append(f"state is {rule.get('State')}")
+        if rule is None and self.check_only:
+            self.report.add("activity rule", "missing", name)
+            return rule_arn
+        if rule is None or (problems and self.fix):
+            with aws_call("events:PutRule"):
+                self.events.put_rule(
+                    Name=name,
+                    EventPattern=json.dumps(pattern),
+                    State="ENABLED",
+                    Description=f"Every call by a session of {self.target.role_arn}",
+                )
+        status: Status = "created" if rule is None else "fixed" if problems and self.fix else "ok"
+        if problems and not self.fix:
+            status = "drift"
+        self.report.add("activity rule", status, "; ".join(problems) or name)
+        self._activity_rule_target(name, queue_arn)
+        return rule_arn
+
+    def _activity_rule_target(self, name: str, queue_arn: str) -> None:
+        try:
+            targets = self.events.list_targets_by_rule(Rule=name)["Targets"]
+        except ClientError as error:
+            if error_code(error) != "ResourceNotFoundException":
+                raise translate("events:ListTargetsByRule", error) from None
+            targets = []
+        ours = [t for t in targets if t["Id"] == policies.WATCH_TARGET_ID]
+        if ours and ours[0]["Arn"] == queue_arn:
+            self.report.add("activity rule target", "ok", queue_arn)
+            return
+        if self.check_only or (ours and not self.fix):
+            status: Status = "drift" if ours else "missing"
+            self.report.add("activity rule target", status, f"should be {queue_arn}")
+            return
+        with aws_call("events:PutTargets"):
+            self.events.put_targets(
+                Rule=name, Targets=[{"Id": policies.WATCH_TARGET_ID, "Arn": queue_arn}]
+            )
+        self.report.add("activity rule target", "fixed" if ours else "created", queue_arn)

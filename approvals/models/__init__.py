@@ -2,6 +2,7 @@
 package). Status is changed only by `approvals.transitions.request_transition`; requests and
 timeline events are immutable once written."""
 
+from approvals.models.activity import ActivitySource, SessionActivity
 from approvals.models.delivery import (
     NotificationDelivery,
     WebhookDelivery,
@@ -61,6 +62,7 @@ __all__ = [
     "TICKET_PATTERN",
     "AccessProfile",
     "AccessRequest",
+    "ActivitySource",
     "AlarmStatus",
     "Approval",
     "BackupCode",
@@ -78,6 +80,7 @@ __all__ = [
     "PoisonMessage",
     "SealedTOTPDevice",
     "SecurityAlarm",
+    "SessionActivity",
     "SigninThrottle",
     "Status",
     "TimelineEvent",

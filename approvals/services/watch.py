@@ -18,22 +18,32 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from approvals.models import (
     AccessProfile,
     AccessRequest,
     Component,
+    IssuedCredential,
     ObservedUse,
     PoisonMessage,
     Status,
 )
 from approvals.scrubbing import scrub_text
+from approvals.services.activity import activity_seal, session_call_record
 from approvals.services.alarms import alarm_open
 from approvals.services.liveness import heartbeat
 from approvals.timeline import EventSource, timeline_append
-from approvals.watch_events import PoisonEvent, RoleUse, role_use_parse
+from approvals.watch_events import (
+    PoisonEvent,
+    RoleUse,
+    SessionCall,
+    record_load,
+    role_use_from,
+    session_call_from,
+    session_issuer_arn,
+)
 from awsaccess import runtime, watch_queue
 from awsaccess.errors import AwsError
 
@@ -110,6 +120,14 @@ def role_use_explain(*, use: RoleUse, profile: AccessProfile) -> Explanation:
         return Explanation(
             access_request, f"assumed after the grant ended at {min(ends):%Y-%m-%d %H:%M:%S} UTC"
         )
+    issued = IssuedCredential.objects.filter(request=access_request).first()
+    if issued is not None and use.access_key_id and use.access_key_id != issued.access_key_id:
+        # Someone holding the principal's keys copied a live request's identity.
+        return Explanation(
+            access_request,
+            "a second session the portal did not open (its credentials are not the ones the "
+            "worker was issued)",
+        )
     return Explanation(access_request, "")
 
 
@@ -126,6 +144,7 @@ class PollReport:
     duplicates: int = 0
     alarms: int = 0
     poison: int = 0
+    activity: int = 0  # calls of the role's sessions recorded
 
 
 _DONE = object()
@@ -202,41 +221,57 @@ def _watch_poll_locked(window: int) -> PollReport:
                 logger.warning("watch queue unreadable: %s", item)
             else:
                 profile, queue_url, messages = item
+                touched: set[uuid.UUID] = set()
                 for message in messages:
                     report.received += 1
-                    _message_handle(profile, queue_url, message, report)
+                    request_id = _message_handle(profile, queue_url, message, report)
+                    if request_id is not None:
+                        touched.add(request_id)
+                # One seal per request and batch, not one timeline event per call.
+                for access_request_id in touched:
+                    activity_seal(access_request_id=access_request_id)
     if not report.queue_errors:
         heartbeat(component=Component.WATCHER)
     return report
 
 
+def watch_record_read(body: str, profile: AccessProfile) -> RoleUse | SessionCall:
+    """Decide what a watch message is — the one dispatch point for every kind of record the
+    profile's queue carries: a call by a session of the role (activity), else an AssumeRole of
+    the role. Anything unreadable, of any shape, is a PoisonEvent (never another exception)."""
+    try:
+        message, record = record_load(body)
+        if session_issuer_arn(record) == profile.role_arn:
+            return session_call_from(message, record)
+        return role_use_from(message, record)
+    except PoisonEvent:
+        raise
+    except Exception as exc:  # a malformed record must never stop the poll (issue 15)
+        raise PoisonEvent(f"unreadable record ({type(exc).__name__})") from None
+
+
 def _message_handle(
     profile: AccessProfile, queue_url: str, message: dict, report: PollReport
-) -> None:
+) -> uuid.UUID | None:
+    """Store one message, then delete it → the request whose activity it added to, if any."""
+    touched: uuid.UUID | None = None
     try:
-        use = role_use_parse(message["body"])
-    except PoisonEvent as exc:
+        record = watch_record_read(message["body"], profile)
+        if isinstance(record, SessionCall):
+            touched = _session_call_handle(record, profile, report)
+        else:
+            _role_use_handle(record, profile, report)
+    except (PoisonEvent, ValueError, TypeError, OverflowError, DataError) as exc:
+        # A record that parses but cannot be stored (a value out of any column's range) is as
+        # unreadable as one that does not parse: set aside, and the poll goes on.
         poison_message_record(
             queue_url=queue_url,
             message_id=message["message_id"],
             body=message["body"],
-            error=str(exc),
+            error=str(exc) if isinstance(exc, PoisonEvent) else f"not storable: {exc}"[:500],
             profile=profile,
         )
         report.poison += 1
-    else:
-        explanation = role_use_explain(use=use, profile=profile)
-        observed = observed_use_record(
-            use=use,
-            profile=profile,
-            access_request=explanation.access_request,
-            unexplained=explanation.unexplained,
-        )
-        if observed is None:
-            report.duplicates += 1
-        else:
-            report.recorded += 1
-            report.alarms += bool(explanation.unexplained)
     try:
         watch_queue.message_delete(
             runtime.broker_connection(),
@@ -247,6 +282,35 @@ def _message_handle(
     except AwsError as exc:
         # Stored already: the redelivery will be recognised by its eventID / message id.
         logger.warning("watch message %s not deleted yet: %s", message["message_id"], exc)
+    return touched
+
+
+def _role_use_handle(use: RoleUse, profile: AccessProfile, report: PollReport) -> None:
+    explanation = role_use_explain(use=use, profile=profile)
+    observed = observed_use_record(
+        use=use,
+        profile=profile,
+        access_request=explanation.access_request,
+        unexplained=explanation.unexplained,
+    )
+    if observed is None:
+        report.duplicates += 1
+    else:
+        report.recorded += 1
+        report.alarms += bool(explanation.unexplained)
+
+
+def _session_call_handle(
+    call: SessionCall, profile: AccessProfile, report: PollReport
+) -> uuid.UUID | None:
+    row = session_call_record(call=call, profile=profile)
+    if row is None:
+        report.duplicates += 1
+        return None
+    report.recorded += 1
+    report.activity += 1
+    report.alarms += bool(row.unexplained)
+    return row.request_id
 
 
 # --- What a message becomes ---------------------------------------------------------------
