@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.models import AccessProfile, AccessRequest, NotificationDelivery, SecurityAlarm
+from approvals.services import egress
 from approvals.services.queue import Job, RetryLater, enqueue_after_commit
 
 logger = logging.getLogger("approvals.notifications")
@@ -321,21 +322,25 @@ def _chat_url(target: str) -> str:
         url = None
     if not url:
         raise DeliveryFailed(f"no chat webhook configured for {target}")
-    if not url.startswith(("https://", "http://")):
-        raise DeliveryFailed(f"chat webhook for {target} is not an http(s) URL")
+    refusal = egress.url_refusal(url)
+    if refusal is not None:
+        # The reason may name the host, never the path: for Slack the path is the secret.
+        raise DeliveryFailed(f"chat webhook for {target} refused: {refusal}")
     return url
 
 
 def _send_chat(delivery: NotificationDelivery) -> None:
     payload = json.dumps({"text": f"*{delivery.subject}*\n{delivery.body}"}).encode()
-    request = urllib.request.Request(  # noqa: S310 (scheme checked in _chat_url)
+    request = urllib.request.Request(  # noqa: S310 (checked by egress in _chat_url)
         _chat_url(delivery.target),
         data=payload,
         method="POST",
         headers={"Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(  # noqa: S310
+        # Connects only to vetted addresses, like webhooks: an admin cannot aim a chat URL at
+        # the metadata service or the sandbox's control API.
+        with egress.vetted_opener().open(
             request, timeout=settings.NOTIFY_TIMEOUT_SECONDS
         ) as response:
             response.read(1024)

@@ -165,3 +165,19 @@ def test_an_activation_notice_carries_no_credentials(
     bodies = [m.get_payload() for _, m in channels["mail"].messages]
     assert any("active: the break-glass role can be assumed now" in body for body in bodies)
     assert all(credential.access_key_id not in body for body in bodies)
+
+
+def test_a_chat_url_aimed_inside_is_never_called(cast, channels, settings):
+    """An administrator sets the profile's chat URL to the metadata service: nothing is sent."""
+    settings.WEBHOOK_ALLOW_HTTP_LOOPBACK = False
+    cast.profile.chat_webhook_url = "http://169.254.169.254/latest/meta-data/"
+    cast.profile.save()
+    cast.open_request()
+    delivery = NotificationDelivery.objects.get(channel="chat", target__startswith="profile:")
+
+    notification_send.apply(args=[delivery.pk])
+
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and "refused" in delivery.last_error
+    assert "meta-data" not in delivery.last_error
+    assert not channels["profile_chat"].received
