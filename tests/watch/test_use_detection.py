@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 
 from django.utils import timezone
@@ -239,3 +240,21 @@ def test_polls_never_overlap_so_they_cannot_fill_every_worker_slot(db):
     finally:
         cache.delete(_POLL_LOCK)
     assert not watch_poll(wait_seconds=0).skipped
+
+
+def test_a_record_with_wrongly_typed_fields_is_poison_and_the_poll_goes_on(watched):
+    # Issue 15: a responseElements or sessionContext that is not an object stopped the watch.
+    broken = event_by(watched.profile, responseElements="not an object")
+    broken["userIdentity"]["sessionContext"] = {"sessionIssuer": {"arn": watched.profile.role_arn}}
+    broken["eventTime"] = "9999-12-31T23:59:59-23:59"  # parses, but no column can hold it
+    weird = event_by(watched.profile)
+    weird["userIdentity"] = ["not", "an", "object"]
+    good = event_by(watched.profile)
+    watched.send_raw(json.dumps({"detail": broken}))
+    watched.put_events(weird, good)
+    watched.poll_until(lambda: ObservedUse.objects.filter(event_id=good["eventID"]).exists())
+    watched.poll_until(lambda: PoisonMessage.objects.count() == 1)
+
+    assert SecurityAlarm.objects.filter(kind="poison_message").count() == 1
+    assert ObservedUse.objects.filter(event_id=weird["eventID"]).exists()  # read as far as typed
+    assert watch_poll(wait_seconds=1).received == 0
