@@ -134,13 +134,13 @@ class IntegrationKeyAdmin(admin.ModelAdmin):
     search_fields = ["name", "prefix"]
     actions = ["revoke_keys"]
 
-    def get_fields(self, request, obj=None) -> list[str]:
+    def get_fields(self, request, obj=None) -> tuple[str, ...]:
         if obj is None:
-            return ["name", "expires_at"]
-        return ["name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+            return ("name", "expires_at")
+        return ("name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
 
     def get_readonly_fields(self, request, obj=None) -> list[str]:
-        return [] if obj is None else self.get_fields(request, obj)
+        return [] if obj is None else list(self.get_fields(request, obj))
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # requests name the integration that opened them; revoke instead
@@ -191,8 +191,8 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     list_display = ["url", "integration", "active", "created_at"]
     list_filter = ["active"]
 
-    def get_fields(self, request, obj=None) -> list[str]:
-        return ["integration", "url", "active"] + ([] if obj is None else ["created_at"])
+    def get_fields(self, request, obj=None) -> tuple[str, ...]:
+        return ("integration", "url", "active") + (() if obj is None else ("created_at",))
 
     def get_readonly_fields(self, request, obj=None) -> list[str]:
         return [] if obj is None else ["integration", "created_at"]
@@ -227,7 +227,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["event", "endpoint"]
     search_fields = ["delivery_id", "event"]
-    fields = [
+    fields = (
         "delivery_id",
         "endpoint",
         "event",
@@ -238,7 +238,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         "last_error",
         "attempt_log_pretty",
         "payload_pretty",
-    ]
+    )
     readonly_fields = fields
 
     @admin.display(description="Attempts")

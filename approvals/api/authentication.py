@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import (
@@ -10,10 +10,10 @@ from rest_framework.authentication import (
     SessionAuthentication,
     get_authorization_header,
 )
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.request import Request
 
-from approvals.errors import PortalError
+from approvals.errors import NotAllowed, PortalError
 from approvals.models import IntegrationKey, PersonalToken
 from approvals.services import api_access
 
@@ -82,18 +82,29 @@ class VerifiedSessionAuthentication(SessionAuthentication):
 class Caller:
     """The authenticated caller as views need it."""
 
-    user: AbstractBaseUser | None  # None for an integration
+    user: User | None  # None for an integration
     integration: IntegrationKey | None
     idempotency_id: str  # who owns an Idempotency-Key
 
     @property
     def name(self) -> str:
-        return self.integration.name if self.integration else self.user.get_username()
+        if self.integration is not None:
+            return self.integration.name
+        assert self.user is not None  # a Caller is a person or an integration
+        return self.user.get_username()
+
+    def person(self, doing: str) -> User:
+        """The person calling; integration keys cannot sign, so they may not `doing`."""
+        if self.user is None:
+            raise NotAllowed(f"integration keys cannot {doing}; a person must do it with TOTP")
+        return self.user
 
 
 def caller_of(request: Request) -> Caller:
     if isinstance(request.auth, IntegrationKey):
         return Caller(None, request.auth, f"integration:{request.auth.pk}")
+    if not isinstance(request.user, User):
+        raise NotAuthenticated("sign in or send a bearer token")
     if isinstance(request.auth, PersonalToken):
         return Caller(request.user, None, f"token:{request.auth.pk}")
     return Caller(request.user, None, f"user:{request.user.pk}")
@@ -112,4 +123,5 @@ class BearerScheme(OpenApiAuthenticationExtension):
 
 
 class VerifiedSessionScheme(SessionScheme):
-    target_class = VerifiedSessionAuthentication
+    # A dotted path, as drf-spectacular's SessionScheme declares it.
+    target_class = "approvals.api.authentication.VerifiedSessionAuthentication"

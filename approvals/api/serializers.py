@@ -17,13 +17,15 @@ from approvals.models import (
 )
 from approvals.services.alarms import ALARM_NOTE_MAX_LENGTH
 
-OTP_FIELD = {"max_length": 16, "help_text": "The caller's current TOTP code."}
+
+def otp_field() -> serializers.CharField:
+    return serializers.CharField(max_length=16, help_text="The caller's current TOTP code.")
 
 
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable, for machines (e.g. self_approval).")
     message = serializers.CharField(help_text="Names the problem, for people.")
-    fields = serializers.DictField(
+    fields = serializers.DictField(  # type: ignore[assignment]  # the error shape's key shadows Serializer.fields; this serializer only documents it
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Per-field messages, when the body was not valid.",
     )
@@ -72,7 +74,9 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
 
 class RequestSerializer(serializers.ModelSerializer):
-    profile = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    profile: "serializers.SlugRelatedField[AccessProfile]" = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     requester = serializers.CharField(source="requester_name")
     status = serializers.ChoiceField(choices=Status.choices)
     approvals = ApprovalSerializer(many=True, read_only=True)
@@ -115,7 +119,7 @@ class RequestFilterSerializer(serializers.Serializer):
 
 
 class OtpSerializer(serializers.Serializer):
-    otp = serializers.CharField(**OTP_FIELD)
+    otp = otp_field()
 
 
 class OtpReasonSerializer(OtpSerializer):
@@ -175,7 +179,9 @@ class TimelineSerializer(serializers.Serializer):
 
 
 class AlarmSerializer(serializers.ModelSerializer):
-    profile = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    profile: "serializers.SlugRelatedField[AccessProfile]" = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
     status = serializers.ChoiceField(choices=AlarmStatus.choices)
     detail = serializers.DictField()
 

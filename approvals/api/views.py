@@ -1,5 +1,6 @@
 """The REST API: each view checks who is calling, validates the body, calls one service."""
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
@@ -50,11 +51,6 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 AUTHENTICATED_ERRORS = (401, 403, 429)
-
-
-def person_required(caller: Caller, doing: str) -> None:
-    if caller.integration is not None:
-        raise NotAllowed(f"integration keys cannot {doing}; a person must do it with TOTP")
 
 
 def _visible_requests(caller: Caller) -> QuerySet[AccessRequest]:
@@ -156,7 +152,7 @@ class RequestViewSet(GenericViewSet):
             values = body.validated_data
             requester = requests.requester_resolve(
                 named=values.get("requester") or "",
-                caller=caller.user,
+                caller=caller.user or AnonymousUser(),
                 integration=caller.integration.name if caller.integration else "",
             )
             opened = requests.request_open(
@@ -175,8 +171,9 @@ class RequestViewSet(GenericViewSet):
         if key is None:
             code, body = produce()
             return Response(body, status=code)
+        body = request.data if isinstance(request.data, dict) else {"body": request.data}
         outcome = api_access.idempotency_run(
-            caller=caller.idempotency_id, key=key, body=request.data, produce=produce
+            caller=caller.idempotency_id, key=key, body=body, produce=produce
         )
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
         return Response(outcome.body, status=outcome.status, headers=headers)
@@ -196,13 +193,13 @@ class RequestViewSet(GenericViewSet):
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
         caller = caller_of(request)
-        person_required(caller, "approve requests")
+        person = caller.person("approve requests")
         access_request = self._get(request, pk)
         body = OtpSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         requests.request_approve(
             access_request_id=access_request.pk,
-            approver=caller.user,
+            approver=person,
             otp_code=body.validated_data["otp"],
             source=event_source(request),
         )
@@ -216,13 +213,13 @@ class RequestViewSet(GenericViewSet):
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str) -> Response:
         caller = caller_of(request)
-        person_required(caller, "reject requests")
+        person = caller.person("reject requests")
         access_request = self._get(request, pk)
         body = OtpReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         requests.request_reject(
             access_request_id=access_request.pk,
-            approver=caller.user,
+            approver=person,
             otp_code=body.validated_data["otp"],
             reason=body.validated_data["reason"],
             source=event_source(request),
@@ -254,13 +251,13 @@ class RequestViewSet(GenericViewSet):
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str) -> Response:
         caller = caller_of(request)
-        person_required(caller, "revoke access")
+        person = caller.person("revoke access")
         access_request = self._get(request, pk)
         body = OtpReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         requests.request_revoke(
             access_request_id=access_request.pk,
-            actor=caller.user,
+            actor=person,
             otp_code=body.validated_data["otp"],
             reason=body.validated_data["reason"],
             source=event_source(request),
@@ -275,13 +272,13 @@ class RequestViewSet(GenericViewSet):
     @action(detail=True, methods=["post"])
     def credentials(self, request: Request, pk: str) -> Response:
         caller = caller_of(request)
-        person_required(caller, "read credentials")
+        person = caller.person("read credentials")
         access_request = self._get(request, pk)
         body = OtpSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         issued = requests.credentials_reveal(
             access_request_id=access_request.pk,
-            user=caller.user,
+            user=person,
             otp_code=body.validated_data["otp"],
             source=event_source(request),
         )
@@ -318,12 +315,11 @@ class AlarmViewSet(GenericViewSet):
     pagination_class = AlarmCursor
     lookup_value_regex = "[0-9]+"
 
-    def _require_handler(self, request: Request) -> Caller:
-        caller = caller_of(request)
-        person_required(caller, "see security alarms")
-        if not selectors.user_may_handle_alarms(user=caller.user):
+    def _require_handler(self, request: Request) -> User:
+        person = caller_of(request).person("see security alarms")
+        if not selectors.user_may_handle_alarms(user=person):
             raise NotAllowed("only approvers and auditors see security alarms")
-        return caller
+        return person
 
     @extend_schema(
         summary="Security alarms the caller may see, newest first (auditors: all; approvers: their "
@@ -332,10 +328,10 @@ class AlarmViewSet(GenericViewSet):
         responses={200: AlarmSerializer(many=True), **_errors(400, *AUTHENTICATED_ERRORS, 404)},
     )
     def list(self, request: Request) -> Response:
-        caller = self._require_handler(request)
+        person = self._require_handler(request)
         filters = AlarmFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        scope = selectors.viewer_scope(user=caller.user)
+        scope = selectors.viewer_scope(user=person)
         page = self.paginate_queryset(selectors.alarms_list(scope=scope, **filters.validated_data))
         return self.get_paginated_response(AlarmSerializer(page, many=True).data)
 
@@ -346,12 +342,12 @@ class AlarmViewSet(GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def acknowledge(self, request: Request, pk: str) -> Response:
-        caller = self._require_handler(request)
+        person = self._require_handler(request)
         body = AlarmAcknowledgeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         alarm = alarms.alarm_acknowledge(
             alarm_id=int(pk),
-            user=caller.user,
+            user=person,
             otp_code=body.validated_data["otp"],
             note=body.validated_data["note"],
             source=event_source(request),

@@ -4,7 +4,7 @@ person's signed acknowledgement."""
 import logging
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -85,7 +85,7 @@ def alarm_open(
 def alarm_acknowledge(
     *,
     alarm_id: int | str,
-    user: AbstractBaseUser,
+    user: User,
     otp_code: str,
     note: str,
     source: EventSource = SYSTEM_SOURCE,
@@ -130,7 +130,7 @@ def alarm_acknowledge(
 
 def _acknowledgement_record(
     alarm: SecurityAlarm,
-    user: AbstractBaseUser,
+    user: User,
     note: str,
     detail: dict[str, Any],
     source: EventSource,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
@@ -62,7 +62,7 @@ def totp_device_set(
 
 @dataclass(frozen=True)
 class ProvisionedUser:
-    user: AbstractBaseUser
+    user: User
     created: bool
     device: SealedTOTPDevice | None  # set when a (new) device was created: its URI is shown once
 
@@ -77,7 +77,7 @@ def user_provision(
 ) -> ProvisionedUser:
     """Create or update a user for bootstrap and automation (idempotent)."""
     key = _decode_totp_secret(totp_secret) if totp_secret else None
-    user_model = get_user_model()
+    user_model = User
     with transaction.atomic():
         user, created = user_model.objects.get_or_create(username=username)
         if email:

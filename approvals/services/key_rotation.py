@@ -35,7 +35,7 @@ def sealed_values_rotate(*, batch_size: int = 200) -> RotationReport:
         last_pk = None
         while True:
             with transaction.atomic():
-                rows = model.objects.exclude(**{column: ""}).order_by("pk")
+                rows = model._default_manager.exclude(**{column: ""}).order_by("pk")
                 if last_pk is not None:
                     rows = rows.filter(pk__gt=last_pk)
                 batch = list(rows.select_for_update().values_list("pk", column)[:batch_size])
@@ -72,5 +72,5 @@ def _row_reseal(
         return
     # Conditional on the value we read, so a value changed meanwhile (a credential wiped, a
     # device re-enrolled) is never overwritten with the old one re-sealed.
-    model.objects.filter(pk=pk, **{column: ciphertext}).update(**{column: resealed})
+    model._default_manager.filter(pk=pk, **{column: ciphertext}).update(**{column: resealed})
     report.resealed += 1

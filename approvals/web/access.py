@@ -5,7 +5,8 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.contrib.auth import get_user_model, logout
+from django.contrib.auth import logout
+from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -38,6 +39,19 @@ def with_page_headers(response: HttpResponse) -> HttpResponse:
     return response
 
 
+class PortalRequest(HttpRequest):
+    """A request that passed `verified_required`: its user is signed in and OTP-verified."""
+
+    user: User
+
+
+def otp_verified(user: User | AnonymousUser) -> bool:
+    """Whether this session passed the second factor (django-otp's middleware adds
+    `is_verified` to the user; a user without it has not)."""
+    is_verified = getattr(user, "is_verified", None)
+    return bool(user.is_authenticated and is_verified is not None and is_verified())
+
+
 def _idle_too_long(request: HttpRequest) -> bool:
     last = request.session.get(LAST_ACTIVITY_KEY)
     return last is not None and time.time() - last > settings.SESSION_IDLE_MINUTES * 60
@@ -60,7 +74,7 @@ def verified_required(*, activity: bool = True) -> Callable:
                 if not activity:
                     return JsonResponse({"error": "signed out"}, status=401)
                 return redirect(f"{reverse('login')}?next={request.get_full_path()}")
-            if not request.user.is_verified():
+            if not otp_verified(request.user):
                 if not activity:
                     return JsonResponse({"error": "not verified"}, status=401)
                 return redirect(second_factor_url(request.user))
@@ -73,14 +87,14 @@ def verified_required(*, activity: bool = True) -> Callable:
     return decorate
 
 
-def second_factor_url(user) -> str:
+def second_factor_url(user: User | AnonymousUser) -> str:
     """Where a user who passed the password goes next: the code, or enrolment if no device."""
     if selectors.user_has_confirmed_device(user=user):
         return reverse("login_otp")
     return reverse("enrol")
 
 
-def pending_signin_start(request: HttpRequest, user) -> None:
+def pending_signin_start(request: HttpRequest, user: User) -> None:
     """Remember who passed the password. They are not logged in (for Django, the admin or the
     API) until the second factor is done, so a password alone never opens a session."""
     request.session.cycle_key()
@@ -88,21 +102,22 @@ def pending_signin_start(request: HttpRequest, user) -> None:
 
 
 def password_stage_required(view: Callable) -> Callable:
-    """The sign-in steps between the password and the second factor."""
+    """The sign-in steps between the password and the second factor; the view is given the
+    person who passed the password as `pending_user`."""
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if request.user.is_authenticated and request.user.is_verified():
+        if otp_verified(request.user):
             return redirect("dashboard")
         pending = request.session.get(PENDING_USER_KEY) or {}
         user = None
-        if pending and time.time() - pending.get("at", 0) <= PENDING_SIGNIN_SECONDS:
-            user = get_user_model().objects.filter(pk=pending.get("id"), is_active=True).first()
+        fresh = time.time() - pending.get("at", 0) <= PENDING_SIGNIN_SECONDS
+        if pending and fresh and isinstance(pending.get("id"), int):
+            user = User.objects.filter(pk=pending["id"], is_active=True).first()
         if user is None:
             request.session.pop(PENDING_USER_KEY, None)
             return redirect("login")
-        request.pending_user = user
-        return with_page_headers(view(request, *args, **kwargs))
+        return with_page_headers(view(request, *args, pending_user=user, **kwargs))
 
     return wrapper
 

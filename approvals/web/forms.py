@@ -121,7 +121,9 @@ class RequestForm(forms.Form):
 
     def __init__(self, *args, profiles, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["profile"].choices = [("", "Choose a profile…")] + [
+        profile_field = self.fields["profile"]
+        assert isinstance(profile_field, forms.ChoiceField)
+        profile_field.choices = [("", "Choose a profile…")] + [
             (
                 p.slug,
                 f"{p.name} ({p.slug}) — up to {p.max_duration_minutes} min, "
@@ -165,9 +167,9 @@ class HistoryFilterForm(forms.Form):
 
     def __init__(self, *args, profiles, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["profile"].choices = [("", "Any profile")] + [
-            (p.slug, p.slug) for p in profiles
-        ]
+        profile_field = self.fields["profile"]
+        assert isinstance(profile_field, forms.ChoiceField)
+        profile_field.choices = [("", "Any profile")] + [(p.slug, p.slug) for p in profiles]
 
     def filters(self) -> HistoryFilters:
         if not self.is_valid():

@@ -8,6 +8,7 @@ import qrcode
 import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth import login, logout
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,12 +16,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from approvals import selectors
 from approvals.errors import PortalError
+from approvals.models import SealedTOTPDevice
 from approvals.services import api_access, identity
 from approvals.surfaces import event_source
 from approvals.web.access import (
     LAST_ACTIVITY_KEY,
     PENDING_USER_KEY,
+    PortalRequest,
     no_store,
+    otp_verified,
     password_stage_required,
     pending_signin_start,
     safe_next,
@@ -38,8 +42,7 @@ from approvals.web.forms import (
 )
 
 
-def _signed_in(request: HttpRequest, device) -> HttpResponse:
-    user = request.pending_user
+def _signed_in(request: HttpRequest, device: SealedTOTPDevice, user: User) -> HttpResponse:
     next_url = request.session.pop("portal_next", "")
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     django_otp.login(request, device)
@@ -50,7 +53,7 @@ def _signed_in(request: HttpRequest, device) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def signin(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated and request.user.is_verified():
+    if otp_verified(request.user):
         return redirect("dashboard")
     form = SignInForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -74,22 +77,22 @@ def signin(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @password_stage_required
-def signin_otp(request: HttpRequest) -> HttpResponse:
-    if not selectors.user_has_confirmed_device(user=request.pending_user):
+def signin_otp(request: HttpRequest, pending_user: User) -> HttpResponse:
+    if not selectors.user_has_confirmed_device(user=pending_user):
         return redirect("enrol")
     form = SecondFactorForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             device = identity.signin_otp_verify(
-                user=request.pending_user,
+                user=pending_user,
                 code=form.cleaned_data["code"],
                 source=event_source(request),
             )
         except PortalError as error:
             form.add_error("code", error.message)
         else:
-            return _signed_in(request, device)
-    response = render(request, "auth/otp.html", {"form": form, "who": request.pending_user})
+            return _signed_in(request, device, pending_user)
+    response = render(request, "auth/otp.html", {"form": form, "who": pending_user})
     if form.errors:
         response.status_code = 400
     return response
@@ -107,8 +110,8 @@ def _qr_svg(data: str) -> str:
 
 @require_http_methods(["GET", "POST"])
 @password_stage_required
-def enrol(request: HttpRequest) -> HttpResponse:
-    user = request.pending_user
+def enrol(request: HttpRequest, pending_user: User) -> HttpResponse:
+    user = pending_user
     try:
         device = identity.totp_enrolment_start(user=user)
     except PortalError:
@@ -123,7 +126,7 @@ def enrol(request: HttpRequest) -> HttpResponse:
             form.add_error("code", error.message)
         else:
             request.session["portal_next"] = "/account/"
-            return _signed_in(request, device)
+            return _signed_in(request, device, pending_user)
     uri = device.config_url
     secret = uri.split("secret=", 1)[1].split("&", 1)[0]
     response = render(
@@ -160,7 +163,7 @@ def signout(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @verified_required()
-def account(request: HttpRequest) -> HttpResponse:
+def account(request: PortalRequest) -> HttpResponse:
     """Backup codes, and the person's own API tokens (listed, created once-shown, revoked)."""
     action = request.POST.get("action", "backup_codes") if request.method == "POST" else ""
     code_form = FreshCodeForm(request.POST if action == "backup_codes" else None)

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -14,7 +14,7 @@ from approvals.models import TERMINAL_STATUSES, AccessRequest
 from approvals.report import incident_report_json, incident_report_markdown
 from approvals.services import requests
 from approvals.surfaces import error_status, event_source
-from approvals.web.access import no_store, verified_required
+from approvals.web.access import PortalRequest, no_store, verified_required
 from approvals.web.forms import (
     FreshCodeForm,
     RejectForm,
@@ -32,7 +32,7 @@ from awsaccess.credentials_format import (
 from awsaccess.errors import AwsError
 
 
-def _visible(request: HttpRequest, access_request_id) -> AccessRequest:
+def _visible(request: PortalRequest, access_request_id) -> AccessRequest:
     try:
         return selectors.request_visible_get(
             scope=selectors.viewer_scope(user=request.user), access_request_id=access_request_id
@@ -43,7 +43,7 @@ def _visible(request: HttpRequest, access_request_id) -> AccessRequest:
 
 @require_http_methods(["GET", "POST"])
 @verified_required()
-def request_new(request: HttpRequest) -> HttpResponse:
+def request_new(request: PortalRequest) -> HttpResponse:
     choices = selectors.profiles_for_request_form()
     form = RequestForm(request.POST or None, profiles=[choice.profile for choice in choices])
     if request.method == "POST" and form.is_valid():
@@ -68,7 +68,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _page_context(request: HttpRequest, access_request: AccessRequest) -> dict:
+def _page_context(request: PortalRequest, access_request: AccessRequest) -> dict:
     scope = selectors.viewer_scope(user=request.user)
     page = selectors.request_page_get(scope=scope, access_request=access_request)
     now = timezone.now()
@@ -84,7 +84,7 @@ def _page_context(request: HttpRequest, access_request: AccessRequest) -> dict:
 
 @require_GET
 @verified_required()
-def request_detail(request: HttpRequest, access_request_id) -> HttpResponse:
+def request_detail(request: PortalRequest, access_request_id) -> HttpResponse:
     access_request = _visible(request, access_request_id)
     return render(
         request,
@@ -100,14 +100,14 @@ def request_detail(request: HttpRequest, access_request_id) -> HttpResponse:
 
 @require_GET
 @verified_required(activity=False)
-def request_live(request: HttpRequest, access_request_id) -> HttpResponse:
+def request_live(request: PortalRequest, access_request_id) -> HttpResponse:
     """The live part of the request page, polled by static/portal.js."""
     access_request = _visible(request, access_request_id)
     return render(request, "requests/_live.html", _page_context(request, access_request))
 
 
 def _action_refused(
-    request: HttpRequest, access_request: AccessRequest, error: PortalError, forms: dict
+    request: PortalRequest, access_request: AccessRequest, error: PortalError, forms: dict
 ) -> HttpResponse:
     context = {
         **_page_context(request, access_request),
@@ -122,12 +122,12 @@ def _action_refused(
 
 @require_POST
 @verified_required()
-def request_approve(request: HttpRequest, access_request_id) -> HttpResponse:
+def request_approve(request: PortalRequest, access_request_id) -> HttpResponse:
     access_request = _visible(request, access_request_id)
     form = FreshCodeForm(request.POST)
     try:
         if not form.is_valid():
-            raise PortalError(form.errors["code"][0], code="invalid")
+            raise PortalError(str(form.errors["code"][0]), code="invalid")
         requests.request_approve(
             access_request_id=access_request.pk,
             approver=request.user,
@@ -142,7 +142,7 @@ def request_approve(request: HttpRequest, access_request_id) -> HttpResponse:
 
 @require_POST
 @verified_required()
-def request_reject(request: HttpRequest, access_request_id) -> HttpResponse:
+def request_reject(request: PortalRequest, access_request_id) -> HttpResponse:
     access_request = _visible(request, access_request_id)
     form = RejectForm(request.POST)
     try:
@@ -163,7 +163,7 @@ def request_reject(request: HttpRequest, access_request_id) -> HttpResponse:
 
 @require_POST
 @verified_required()
-def request_cancel(request: HttpRequest, access_request_id) -> HttpResponse:
+def request_cancel(request: PortalRequest, access_request_id) -> HttpResponse:
     access_request = _visible(request, access_request_id)
     try:
         requests.request_cancel(
@@ -177,7 +177,7 @@ def request_cancel(request: HttpRequest, access_request_id) -> HttpResponse:
 
 @require_POST
 @verified_required()
-def request_revoke(request: HttpRequest, access_request_id) -> HttpResponse:
+def request_revoke(request: PortalRequest, access_request_id) -> HttpResponse:
     access_request = _visible(request, access_request_id)
     form = RevokeForm(request.POST)
     try:
@@ -198,14 +198,14 @@ def request_revoke(request: HttpRequest, access_request_id) -> HttpResponse:
 
 @require_POST
 @verified_required()
-def request_credentials(request: HttpRequest, access_request_id) -> HttpResponse:
+def request_credentials(request: PortalRequest, access_request_id) -> HttpResponse:
     """Credentials are only ever the answer to a POST with a fresh code: never in a URL, never
     cached, never stored in the session."""
     access_request = _visible(request, access_request_id)
     form = FreshCodeForm(request.POST)
     try:
         if not form.is_valid():
-            raise PortalError(form.errors["code"][0], code="invalid")
+            raise PortalError(str(form.errors["code"][0]), code="invalid")
         credentials = requests.credentials_reveal(
             access_request_id=access_request.pk,
             user=request.user,
@@ -236,7 +236,9 @@ def request_credentials(request: HttpRequest, access_request_id) -> HttpResponse
             "process_json": render_credential_process(credentials),
             "console_url": console_url,
             "console_error": console_error,
-            "expires_at": min(credentials.expiration, access_request.expires_at),
+            "expires_at": min(
+                credentials.expiration, access_request.expires_at or credentials.expiration
+            ),
             "expires_text": remaining_text(access_request.expires_at, timezone.now()),
         },
     )
@@ -245,7 +247,7 @@ def request_credentials(request: HttpRequest, access_request_id) -> HttpResponse
 
 @require_GET
 @verified_required()
-def request_export(request: HttpRequest, access_request_id, fmt: str) -> HttpResponse:
+def request_export(request: PortalRequest, access_request_id, fmt: str) -> HttpResponse:
     if fmt not in ("json", "csv"):
         raise Http404("export as json or csv")
     access_request = _visible(request, access_request_id)
@@ -262,7 +264,7 @@ def request_export(request: HttpRequest, access_request_id, fmt: str) -> HttpRes
 
 @require_GET
 @verified_required()
-def request_report(request: HttpRequest, access_request_id, fmt: str) -> HttpResponse:
+def request_report(request: PortalRequest, access_request_id, fmt: str) -> HttpResponse:
     """The incident report of a finished request, to attach to the incident ticket."""
     if fmt not in ("md", "json"):
         raise Http404("the report comes as md or json")
