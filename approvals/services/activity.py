@@ -247,7 +247,8 @@ def activity_seal_verify(access_request: AccessRequest) -> list[str]:
     problems = []
     sealed: dict[int, list[SessionActivity]] = {}
     for row in SessionActivity.objects.filter(request=access_request, seal__isnull=False):
-        sealed.setdefault(row.seal_id, []).append(row)  # type: ignore[arg-type]
+        if row.seal_id is not None:
+            sealed.setdefault(row.seal_id, []).append(row)
     for seal in access_request.events.filter(code=SEAL_CODE).order_by("sequence"):
         rows = sealed.pop(seal.pk, [])
         if len(rows) != seal.detail.get("count") or activity_digest(rows) != seal.detail.get(

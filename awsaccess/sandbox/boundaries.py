@@ -58,6 +58,6 @@ def boundary_document(backend: IAMBackend, principal_arn: str, kind: str) -> dic
 
 
 def install() -> None:
-    User.permissions_boundary = property(_user_boundary)  # type: ignore[attr-defined]
-    IamResponse.put_user_permissions_boundary = _put_user_permissions_boundary  # type: ignore[attr-defined]
-    IamResponse.delete_user_permissions_boundary = _delete_user_permissions_boundary  # type: ignore[attr-defined]
+    User.permissions_boundary = property(_user_boundary)  # type: ignore[attr-defined]  # a method moto lacks
+    IamResponse.put_user_permissions_boundary = _put_user_permissions_boundary  # type: ignore[attr-defined]  # a method moto lacks
+    IamResponse.delete_user_permissions_boundary = _delete_user_permissions_boundary  # type: ignore[attr-defined]  # a method moto lacks

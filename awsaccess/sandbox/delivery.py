@@ -114,7 +114,7 @@ def deliver(entry: dict[str, Any], service: str) -> None:
     message = _event_message(entry, service)
     for rule in list(bus.rules.values()):
         try:
-            rule.send_to_targets(copy.deepcopy(message))  # type: ignore[arg-type]
+            rule.send_to_targets(copy.deepcopy(message))  # type: ignore[arg-type]  # moto types it a str; it takes the dict
         except Exception:  # one broken target must not stop the trail
             logger.exception("delivery to the targets of rule %s failed", rule.name)
 
@@ -215,6 +215,6 @@ def _send_to_targets(self: Rule, original_event: Any, transform_input: bool = Tr
 
 
 def install() -> None:
-    Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
+    Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]  # patching moto in place
     history.install()
     start()

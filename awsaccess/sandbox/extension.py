@@ -149,10 +149,10 @@ def _assume_role(self: TokenResponse) -> Any:
     fields = cast(dict[str, Any], result.result)
     session: AssumedRole = fields["Credentials"]
     issued_at = clock.now()
-    session.breakglass_source_identity = source_identity  # type: ignore[attr-defined]
-    session.breakglass_issued_at = issued_at  # type: ignore[attr-defined]
-    session.breakglass_policy_arns = policy_arns  # type: ignore[attr-defined]
-    session.breakglass_mfa = _mfa_device_code_valid(self)  # type: ignore[attr-defined]
+    session.breakglass_source_identity = source_identity  # type: ignore[attr-defined]  # our marks on moto\'s session
+    session.breakglass_issued_at = issued_at  # type: ignore[attr-defined]  # our marks on moto\'s session
+    session.breakglass_policy_arns = policy_arns  # type: ignore[attr-defined]  # our marks on moto\'s session
+    session.breakglass_mfa = _mfa_device_code_valid(self)  # type: ignore[attr-defined]  # our marks on moto\'s session
     session.expiration = (issued_at + timedelta(seconds=duration)).replace(tzinfo=None)
     if source_identity is not None:
         fields["SourceIdentity"] = source_identity
@@ -404,10 +404,10 @@ def install() -> None:
         raise RuntimeError(
             f"sandbox extension is written for moto {PINNED_MOTO_VERSION}, found {moto.__version__}"
         )
-    TokenResponse.assume_role = _assume_role  # type: ignore[method-assign]
-    IAMRequestBase.check_action_permitted = _check_action_permitted  # type: ignore[method-assign]
-    IAMBackend.put_role_policy = _put_role_policy  # type: ignore[method-assign]
-    IAMBackend.put_user_policy = _put_user_policy  # type: ignore[method-assign]
+    TokenResponse.assume_role = _assume_role  # type: ignore[method-assign]  # patching moto in place
+    IAMRequestBase.check_action_permitted = _check_action_permitted  # type: ignore[method-assign]  # patching moto in place
+    IAMBackend.put_role_policy = _put_role_policy  # type: ignore[method-assign]  # patching moto in place
+    IAMBackend.put_user_policy = _put_user_policy  # type: ignore[method-assign]  # patching moto in place
     json_errors.install()
     boundaries.install()
     mfa.install()

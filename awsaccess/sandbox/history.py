@@ -193,4 +193,4 @@ def _lookup_events(self: CloudTrailResponse) -> str:
 
 def install() -> None:
     # moto dispatches by method name after authorizing `cloudtrail:LookupEvents` itself.
-    CloudTrailResponse.lookup_events = _lookup_events  # type: ignore[attr-defined]
+    CloudTrailResponse.lookup_events = _lookup_events  # type: ignore[attr-defined]  # a method moto lacks

@@ -52,5 +52,5 @@ def _raise_invalid_access_key(self: IAMRequest, _: str) -> None:
 
 
 def install() -> None:
-    IAMRequest._raise_access_denied = _raise_access_denied  # type: ignore[method-assign]
-    IAMRequest._raise_invalid_access_key = _raise_invalid_access_key  # type: ignore[method-assign]
+    IAMRequest._raise_access_denied = _raise_access_denied  # type: ignore[method-assign]  # patching moto in place
+    IAMRequest._raise_invalid_access_key = _raise_invalid_access_key  # type: ignore[method-assign]  # patching moto in place

@@ -77,4 +77,4 @@ def _enable_mfa_device(
 
 
 def install() -> None:
-    IAMBackend.enable_mfa_device = _enable_mfa_device  # type: ignore[method-assign]
+    IAMBackend.enable_mfa_device = _enable_mfa_device  # type: ignore[method-assign]  # patching moto in place

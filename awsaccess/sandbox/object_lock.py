@@ -81,6 +81,6 @@ def _key_response_get(self: S3Response, query: dict[str, Any], key_name: str) ->
 
 
 def install() -> None:
-    FakeKey.is_locked = _is_locked  # type: ignore[method-assign]
-    S3Backend.put_object_retention = _put_object_retention  # type: ignore[method-assign]
-    S3Response._key_response_get = _key_response_get  # type: ignore[method-assign]
+    FakeKey.is_locked = _is_locked  # type: ignore[method-assign]  # patching moto in place
+    S3Backend.put_object_retention = _put_object_retention  # type: ignore[method-assign]  # patching moto in place
+    S3Response._key_response_get = _key_response_get  # type: ignore[method-assign]  # patching moto in place
