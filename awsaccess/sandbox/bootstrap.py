@@ -25,6 +25,7 @@ from awsaccess.types import AwsConnection, AwsTarget, PrincipalKeys
 
 if TYPE_CHECKING:  # the stubs are a development dependency
     from mypy_boto3_iam import IAMClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.literals import BucketLocationConstraintType
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -76,86 +77,100 @@ def broker_policy(role_name: str, principal_name: str) -> dict:
     return {
         "Version": policies.VERSION,
         "Statement": [
-            {
-                "Sid": "GrantsOnBreakGlassPrincipals",
-                "Effect": "Allow",
-                "Action": [
-                    "iam:PutUserPolicy",
-                    "iam:DeleteUserPolicy",
-                    "iam:GetUserPolicy",
-                    "iam:ListUserPolicies",
-                    # Revocation deletes any key the portal does not hold (a way back in).
-                    "iam:DeleteAccessKey",
-                ],
-                "Resource": sorted(
-                    {f"{iam}:user/{principal_name}", f"{iam}:user/breakglass-principal*"}
-                ),
-            },
-            {
-                # The guard checks that the principal holds nothing but grants.
-                "Sid": "ReadBreakGlassPrincipals",
-                "Effect": "Allow",
-                "Action": [
-                    "iam:GetUser",
-                    "iam:ListAttachedUserPolicies",
-                    "iam:ListGroupsForUser",
-                    "iam:ListAccessKeys",
-                ],
-                "Resource": sorted(
-                    {f"{iam}:user/{principal_name}", f"{iam}:user/breakglass-principal*"}
-                ),
-            },
-            {
-                "Sid": "RevocationsOnBreakGlassRoles",
-                "Effect": "Allow",
-                "Action": [
-                    "iam:PutRolePolicy",
-                    "iam:DeleteRolePolicy",
-                    "iam:GetRolePolicy",
-                    "iam:ListRolePolicies",
-                    "iam:ListAttachedRolePolicies",
-                    "iam:GetRole",
-                ],
-                "Resource": sorted({f"{iam}:role/{role_name}", f"{iam}:role/breakglass-*"}),
-            },
-            {
-                # The guard reads the role's protective boundary.
-                "Sid": "ReadBreakGlassBoundaries",
-                "Effect": "Allow",
-                "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"],
-                "Resource": f"{iam}:policy/{policies.BOUNDARY_POLICY_PREFIX}*",
-            },
-            {
-                "Sid": "ReadWatch",
-                "Effect": "Allow",
-                "Action": [
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:GetQueueUrl",
-                    "sqs:GetQueueAttributes",
-                    "events:DescribeRule",
-                    "events:ListTargetsByRule",
-                ],
-                "Resource": [
-                    f"arn:aws:sqs:*:{ACCOUNT_ID}:{policies.WATCH_NAME_PREFIX}*",
-                    f"arn:aws:events:*:{ACCOUNT_ID}:rule/{policies.WATCH_NAME_PREFIX}*",
-                ],
-            },
-            {
-                # The activity backstop and the guard's trail check; LookupEvents and
-                # DescribeTrails take no resource-level permissions on AWS.
-                "Sid": "ReadTrail",
-                "Effect": "Allow",
-                "Action": [
-                    "cloudtrail:LookupEvents",
-                    "cloudtrail:DescribeTrails",
-                    "cloudtrail:GetTrailStatus",
-                    "cloudtrail:GetEventSelectors",
-                ],
-                "Resource": "*",
-            },
+            *_broker_iam_statements(iam, role_name, principal_name),
+            *_broker_watch_statements(iam),
         ],
     }
+
+
+def _broker_iam_statements(iam: str, role_name: str, principal_name: str) -> list[dict[str, Any]]:
+    """Grants on the principals, revocations on the roles, and the guard's reads of both."""
+    return [
+        {
+            "Sid": "GrantsOnBreakGlassPrincipals",
+            "Effect": "Allow",
+            "Action": [
+                "iam:PutUserPolicy",
+                "iam:DeleteUserPolicy",
+                "iam:GetUserPolicy",
+                "iam:ListUserPolicies",
+                # Revocation deletes any key the portal does not hold (a way back in).
+                "iam:DeleteAccessKey",
+            ],
+            "Resource": sorted(
+                {f"{iam}:user/{principal_name}", f"{iam}:user/breakglass-principal*"}
+            ),
+        },
+        {
+            # The guard checks that the principal holds nothing but grants.
+            "Sid": "ReadBreakGlassPrincipals",
+            "Effect": "Allow",
+            "Action": [
+                "iam:GetUser",
+                "iam:ListAttachedUserPolicies",
+                "iam:ListGroupsForUser",
+                "iam:ListAccessKeys",
+            ],
+            "Resource": sorted(
+                {f"{iam}:user/{principal_name}", f"{iam}:user/breakglass-principal*"}
+            ),
+        },
+        {
+            "Sid": "RevocationsOnBreakGlassRoles",
+            "Effect": "Allow",
+            "Action": [
+                "iam:PutRolePolicy",
+                "iam:DeleteRolePolicy",
+                "iam:GetRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+                "iam:GetRole",
+            ],
+            "Resource": sorted({f"{iam}:role/{role_name}", f"{iam}:role/breakglass-*"}),
+        },
+    ]
+
+
+def _broker_watch_statements(iam: str) -> list[dict[str, Any]]:
+    """Reading the watch queues and rules, the trail, and the protective boundary."""
+    return [
+        {
+            # The guard reads the role's protective boundary.
+            "Sid": "ReadBreakGlassBoundaries",
+            "Effect": "Allow",
+            "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"],
+            "Resource": f"{iam}:policy/{policies.BOUNDARY_POLICY_PREFIX}*",
+        },
+        {
+            "Sid": "ReadWatch",
+            "Effect": "Allow",
+            "Action": [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueUrl",
+                "sqs:GetQueueAttributes",
+                "events:DescribeRule",
+                "events:ListTargetsByRule",
+            ],
+            "Resource": [
+                f"arn:aws:sqs:*:{ACCOUNT_ID}:{policies.WATCH_NAME_PREFIX}*",
+                f"arn:aws:events:*:{ACCOUNT_ID}:rule/{policies.WATCH_NAME_PREFIX}*",
+            ],
+        },
+        {
+            # The activity backstop and the guard's trail check; LookupEvents and
+            # DescribeTrails take no resource-level permissions on AWS.
+            "Sid": "ReadTrail",
+            "Effect": "Allow",
+            "Action": [
+                "cloudtrail:LookupEvents",
+                "cloudtrail:DescribeTrails",
+                "cloudtrail:GetTrailStatus",
+                "cloudtrail:GetEventSelectors",
+            ],
+            "Resource": "*",
+        },
+    ]
 
 
 PROVISIONER_POLICY = {
@@ -222,6 +237,70 @@ def _write_secret(path: Path, content: Any) -> None:
     os.chmod(path, 0o600)
 
 
+def _identities_ensure(
+    iam: IAMClient, state_dir: Path, role_name: str, principal_name: str
+) -> tuple[tuple[dict, dict, dict], str]:
+    """The broker, provisioner and principal users with their policies and keys (kept in the
+    state dir, so a second bootstrap reuses them) → ((broker, provisioner, principal) keys,
+    the ARN of the role's permissions policy)."""
+    for user in (BROKER_USER, PROVISIONER_USER, principal_name):
+        _ensure_user(iam, user)
+    iam.attach_user_policy(
+        UserName=BROKER_USER,
+        PolicyArn=_ensure_managed_policy(
+            iam, "breakglass-broker", broker_policy(role_name, principal_name)
+        ),
+    )
+    iam.put_user_policy(
+        UserName=PROVISIONER_USER,
+        PolicyName="provisioning",
+        PolicyDocument=json.dumps(PROVISIONER_POLICY),
+    )
+    role_permissions_arn = _ensure_managed_policy(
+        iam, "breakglass-sandbox-role-permissions", ROLE_PERMISSIONS
+    )
+    broker = _ensure_keys(iam, BROKER_USER, _read_json(state_dir / "broker.json"))
+    _write_secret(state_dir / "broker.json", broker)
+    provisioner = _ensure_keys(iam, PROVISIONER_USER, _read_json(state_dir / "provisioner.json"))
+    _write_secret(state_dir / "provisioner.json", provisioner)
+    principal_arn = f"arn:aws:iam::{ACCOUNT_ID}:user/{principal_name}"
+    principals = _read_json(state_dir / "principals.json") or {}
+    principals[principal_arn] = _ensure_keys(iam, principal_name, principals.get(principal_arn))
+    _write_secret(state_dir / "principals.json", principals)
+    return (broker, provisioner, principals[principal_arn]), role_permissions_arn
+
+
+def _demo_bucket_ensure(s3: S3Client, region: str) -> None:
+    """A bucket with one object: reading it proves a session has access."""
+    try:
+        s3.create_bucket(
+            Bucket=BUCKET,
+            CreateBucketConfiguration={
+                "LocationConstraint": cast("BucketLocationConstraintType", region)
+            },
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+            raise
+    s3.put_object(Bucket=BUCKET, Key="README.txt", Body=b"Reading this proves access.\n")
+
+
+def _state_file_write(state: SandboxState, state_dir: Path) -> None:
+    (state_dir / "sandbox.json").write_text(
+        json.dumps(
+            {
+                "endpoint_url": state.endpoint_url,
+                "account_id": state.account_id,
+                "region": state.region,
+                "role_arn": state.role_arn,
+                "principal_arn": state.principal_arn,
+                "bucket": BUCKET,
+            },
+            indent=2,
+        )
+    )
+
+
 def bootstrap(
     endpoint_url: str,
     state_dir: Path,
@@ -242,46 +321,12 @@ def bootstrap(
     s3 = anyone.client("s3", endpoint_url=endpoint_url)
     set_enforcement(endpoint_url, on=False)
     try:
-        for user in (BROKER_USER, PROVISIONER_USER, principal_name):
-            _ensure_user(iam, user)
-        iam.attach_user_policy(
-            UserName=BROKER_USER,
-            PolicyArn=_ensure_managed_policy(
-                iam, "breakglass-broker", broker_policy(role_name, principal_name)
-            ),
-        )
-        iam.put_user_policy(
-            UserName=PROVISIONER_USER,
-            PolicyName="provisioning",
-            PolicyDocument=json.dumps(PROVISIONER_POLICY),
-        )
-        role_permissions_arn = _ensure_managed_policy(
-            iam, "breakglass-sandbox-role-permissions", ROLE_PERMISSIONS
-        )
-        broker = _ensure_keys(iam, BROKER_USER, _read_json(state_dir / "broker.json"))
-        _write_secret(state_dir / "broker.json", broker)
-        provisioner = _ensure_keys(
-            iam, PROVISIONER_USER, _read_json(state_dir / "provisioner.json")
-        )
-        _write_secret(state_dir / "provisioner.json", provisioner)
-        principal_arn = f"arn:aws:iam::{ACCOUNT_ID}:user/{principal_name}"
-        principals = _read_json(state_dir / "principals.json") or {}
-        principals[principal_arn] = _ensure_keys(iam, principal_name, principals.get(principal_arn))
-        _write_secret(state_dir / "principals.json", principals)
-        principal = principals[principal_arn]
-        try:
-            s3.create_bucket(
-                Bucket=BUCKET,
-                CreateBucketConfiguration={
-                    "LocationConstraint": cast("BucketLocationConstraintType", region)
-                },
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
-                raise
-        s3.put_object(Bucket=BUCKET, Key="README.txt", Body=b"Reading this proves access.\n")
+        keys, role_permissions_arn = _identities_ensure(iam, state_dir, role_name, principal_name)
+        _demo_bucket_ensure(s3, region)
     finally:
         set_enforcement(endpoint_url, on=True)
+    broker, provisioner, principal = keys
+    principal_arn = f"arn:aws:iam::{ACCOUNT_ID}:user/{principal_name}"
 
     provisioner_connection = AwsConnection(
         endpoint_url=endpoint_url,
@@ -310,19 +355,7 @@ def bootstrap(
     ).client("iam", endpoint_url=endpoint_url, region_name="us-east-1")
     # A managed policy, so the role's 10,240 inline characters stay free for revocations.
     role_iam.attach_role_policy(RoleName=role_name, PolicyArn=role_permissions_arn)
-    (state_dir / "sandbox.json").write_text(
-        json.dumps(
-            {
-                "endpoint_url": endpoint_url,
-                "account_id": ACCOUNT_ID,
-                "region": region,
-                "role_arn": state.role_arn,
-                "principal_arn": principal_arn,
-                "bucket": BUCKET,
-            },
-            indent=2,
-        )
-    )
+    _state_file_write(state, state_dir)
     return state, report
 
 
