@@ -2,6 +2,7 @@
 ticket system, Markdown for people), built on the export's record so both always agree."""
 
 import json
+from typing import Any
 
 from approvals.errors import NotAllowed
 from approvals.exports import record_as_dict
@@ -79,9 +80,8 @@ def _cell(value) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def incident_report_markdown(access_request: AccessRequest) -> str:
-    report = incident_report_dict(access_request)
-    req = report["request"]
+def _summary_lines(req: dict[str, Any]) -> list[str]:
+    """The request at a glance: who, what, and the times that matter."""
     lines = [
         f"# Incident report: {req['ticket']} — break-glass access to {req['profile']}",
         "",
@@ -99,6 +99,13 @@ def incident_report_markdown(access_request: AccessRequest) -> str:
     ]
     if req["failure_reason"]:
         lines.append(f"- Failure: {req['failure_reason']}")
+    return lines
+
+
+def incident_report_markdown(access_request: AccessRequest) -> str:
+    report = incident_report_dict(access_request)
+    req = report["request"]
+    lines = _summary_lines(req)
     lines += ["", "## Justification", "", req["justification"], "", "## Signatures", ""]
     lines += [
         "| approver | decision | signed at | from | content digest |",

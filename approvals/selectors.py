@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from approvals import rules
@@ -217,6 +217,24 @@ IN_FLIGHT = (Status.APPROVED, Status.ACTIVATING, Status.ACTIVE, Status.REVOKING)
 DASHBOARD_SECTION_LIMIT = 100
 
 
+def _history_filtered(
+    history: QuerySet[AccessRequest], filters: HistoryFilters
+) -> QuerySet[AccessRequest]:
+    if filters.status:
+        history = history.filter(status=filters.status)
+    if filters.profile:
+        history = history.filter(profile__slug=filters.profile)
+    if filters.requester:
+        history = history.filter(requester_name__iexact=filters.requester)
+    if filters.ticket:
+        history = history.filter(ticket__iexact=filters.ticket)
+    if filters.since:
+        history = history.filter(created_at__date__gte=filters.since)
+    if filters.until:
+        history = history.filter(created_at__date__lte=filters.until)
+    return history
+
+
 def dashboard_get(
     *, user, filters: HistoryFilters, page_number: int | str = 1, per_page: int = 25
 ) -> Dashboard:
@@ -252,19 +270,7 @@ def dashboard_get(
 
     active = list(visible.filter(status__in=IN_FLIGHT).order_by("expires_at", "created_at")[:100])
 
-    history = visible.order_by("-created_at")
-    if filters.status:
-        history = history.filter(status=filters.status)
-    if filters.profile:
-        history = history.filter(profile__slug=filters.profile)
-    if filters.requester:
-        history = history.filter(requester_name__iexact=filters.requester)
-    if filters.ticket:
-        history = history.filter(ticket__iexact=filters.ticket)
-    if filters.since:
-        history = history.filter(created_at__date__gte=filters.since)
-    if filters.until:
-        history = history.filter(created_at__date__lte=filters.until)
+    history = _history_filtered(visible.order_by("-created_at"), filters)
 
     alarms = list(
         alarms_visible(scope=scope)

@@ -15,6 +15,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -316,9 +317,27 @@ def _session_call_handle(
 # --- What a message becomes ---------------------------------------------------------------
 
 
+def _use_detail(use: RoleUse, unexplained: str) -> dict[str, Any]:
+    """What the timeline and the alarm say about one observed AssumeRole."""
+    return {
+        "message": use.summary,
+        "event_id": use.event_id,
+        "event_time": use.event_time.isoformat(),
+        "principal": use.principal_arn,
+        "source_ip": use.source_ip,
+        "user_agent": use.user_agent,
+        "region": use.region,
+        "session_name": use.session_name,
+        "source_identity": use.source_identity,
+        "error_code": use.error_code,
+        "explained": not unexplained,
+        "unexplained": unexplained,
+    }
+
+
 def observed_use_record(
-    *, use, profile: AccessProfile, access_request: AccessRequest | None, unexplained: str
-):
+    *, use: RoleUse, profile: AccessProfile, access_request: AccessRequest | None, unexplained: str
+) -> ObservedUse | None:
     """Store one AssumeRole seen in CloudTrail (an approvals.watch.RoleUse) → ObservedUse, or None
     when that eventID was already recorded. Tied to its request's timeline; an alarm if no
     approved, active request explains it (`unexplained` says why)."""
@@ -345,20 +364,7 @@ def observed_use_record(
                 )
         except IntegrityError:
             return None
-        detail = {
-            "message": use.summary,
-            "event_id": use.event_id,
-            "event_time": use.event_time.isoformat(),
-            "principal": use.principal_arn,
-            "source_ip": use.source_ip,
-            "user_agent": use.user_agent,
-            "region": use.region,
-            "session_name": use.session_name,
-            "source_identity": use.source_identity,
-            "error_code": use.error_code,
-            "explained": not unexplained,
-            "unexplained": unexplained,
-        }
+        detail = _use_detail(use, unexplained)
         if access_request is not None:
             timeline_append(
                 access_request=access_request,
