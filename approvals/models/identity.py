@@ -11,6 +11,9 @@ from django_otp.oath import TOTP
 
 from approvals.sealing import unseal
 
+# How long a code handed out by `unused_code` must stay acceptable (typing, a slow browser).
+UNUSED_CODE_MIN_LIFETIME_SECONDS = 10
+
 
 class SealedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
     """A TOTP device whose seed is encrypted at rest.
@@ -73,8 +76,13 @@ class SealedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
         """The code for the oldest time step still accepted and not yet consumed, or None when
         every acceptable step is used. For drill identities the portal created itself (and
         tests): nobody else's code is ever computed by the portal."""
-        now_step = int((time.time() - self.t0) // self.step)
+        now = time.time()
+        now_step = int((now - self.t0) // self.step)
         step = max(self.last_t + 1, now_step - self.tolerance)
+        # A code about to lapse would be refused by the time it is typed and sent: skip it.
+        lapses_at = self.t0 + (step + self.tolerance + 1) * self.step
+        if lapses_at - now < UNUSED_CODE_MIN_LIFETIME_SECONDS:
+            step += 1
         if step > now_step + self.tolerance:
             return None
         totp = TOTP(self.bin_key, self.step, self.t0, self.digits, 0)
