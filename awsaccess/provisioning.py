@@ -336,26 +336,28 @@ class _Provisioner:
             )
         self.report.add("watch queue policy", "created" if actual is None else "fixed")
 
-    def _rule_target(self, queue_arn: str) -> None:
+    def _rule_target(self, queue_arn: str, *, rule: str = "", label: str = "watch rule") -> None:
+        """The rule's one target is the watch queue: reported, created, or fixed when asked."""
+        rule = rule or self.name
         try:
-            targets = self.events.list_targets_by_rule(Rule=self.name)["Targets"]
+            targets = self.events.list_targets_by_rule(Rule=rule)["Targets"]
         except ClientError as error:
             if error_code(error) != "ResourceNotFoundException":
                 raise translate("events:ListTargetsByRule", error) from None
             targets = []
         ours = [t for t in targets if t["Id"] == policies.WATCH_TARGET_ID]
         if ours and ours[0]["Arn"] == queue_arn:
-            self.report.add("watch rule target", "ok", queue_arn)
+            self.report.add(f"{label} target", "ok", queue_arn)
             return
         if self.check_only or (ours and not self.fix):
             status: Status = "drift" if ours else "missing"
-            self.report.add("watch rule target", status, f"should be {queue_arn}")
+            self.report.add(f"{label} target", status, f"should be {queue_arn}")
             return
         with aws_call("events:PutTargets"):
             self.events.put_targets(
-                Rule=self.name, Targets=[{"Id": policies.WATCH_TARGET_ID, "Arn": queue_arn}]
+                Rule=rule, Targets=[{"Id": policies.WATCH_TARGET_ID, "Arn": queue_arn}]
             )
-        self.report.add("watch rule target", "fixed" if ours else "created", queue_arn)
+        self.report.add(f"{label} target", "fixed" if ours else "created", queue_arn)
 
     # -- activity: every call of the role's sessions, to the same watch queue ------------------
 
@@ -391,26 +393,5 @@ class _Provisioner:
         if problems and not self.fix:
             status = "drift"
         self.report.add("activity rule", status, "; ".join(problems) or name)
-        self._activity_rule_target(name, queue_arn)
+        self._rule_target(queue_arn, rule=name, label="activity rule")
         return rule_arn
-
-    def _activity_rule_target(self, name: str, queue_arn: str) -> None:
-        try:
-            targets = self.events.list_targets_by_rule(Rule=name)["Targets"]
-        except ClientError as error:
-            if error_code(error) != "ResourceNotFoundException":
-                raise translate("events:ListTargetsByRule", error) from None
-            targets = []
-        ours = [t for t in targets if t["Id"] == policies.WATCH_TARGET_ID]
-        if ours and ours[0]["Arn"] == queue_arn:
-            self.report.add("activity rule target", "ok", queue_arn)
-            return
-        if self.check_only or (ours and not self.fix):
-            status: Status = "drift" if ours else "missing"
-            self.report.add("activity rule target", status, f"should be {queue_arn}")
-            return
-        with aws_call("events:PutTargets"):
-            self.events.put_targets(
-                Rule=name, Targets=[{"Id": policies.WATCH_TARGET_ID, "Arn": queue_arn}]
-            )
-        self.report.add("activity rule target", "fixed" if ours else "created", queue_arn)
