@@ -2,10 +2,18 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.utils.html import format_html
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
-from approvals.errors import RequestInvalid
+from approvals import rules
+from approvals.admin_scopes import AccessScopeAdmin  # noqa: F401  (registered there)
+from approvals.errors import NotAllowed, NotFound, RequestInvalid, SignatureRefused
 from approvals.models import (
     AccessProfile,
     AccessRequest,
@@ -14,14 +22,23 @@ from approvals.models import (
     NotificationDelivery,
     ObservedUse,
     PersonalToken,
+    PersonIdentity,
     PoisonMessage,
+    ProfileChange,
+    ProfileChangeStatus,
     SecurityAlarm,
     TimelineEvent,
     WebhookDelivery,
     WebhookEndpoint,
 )
 from approvals.services.api_access import integration_key_create, integration_key_revoke
+from approvals.services.profile_changes import (
+    profile_change_confirm,
+    profile_change_propose,
+    profile_change_withdraw,
+)
 from approvals.services.webhooks import webhook_endpoint_create, webhook_url_validate
+from approvals.surfaces import event_source
 from awsaccess import policies
 
 
@@ -30,7 +47,57 @@ class AccessProfileAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["slug", "name", "account_id", "region", "role_arn", "required_approvals"]
     search_fields = ["slug", "name", "account_id", "role_arn"]
-    readonly_fields = ["protected_in_aws"]
+    readonly_fields = ["pending_changes", "protected_in_aws"]
+
+    def save_model(self, request, obj: AccessProfile, form, change: bool) -> None:
+        """A new approver group or fewer required approvals is proposed, not saved: a second
+        administrator confirms it (the other fields are saved now)."""
+        if change:
+            current = AccessProfile.objects.get(pk=obj.pk)
+            if rules.profile_change_needs_second_admin(
+                old_group_id=current.approver_group_id,
+                new_group_id=obj.approver_group_id,
+                old_required=current.required_approvals,
+                new_required=obj.required_approvals,
+            ):
+                proposal = profile_change_propose(
+                    profile=current,
+                    approver_group=obj.approver_group,
+                    required_approvals=obj.required_approvals,
+                    proposer=request.user,
+                    source=event_source(request),
+                )
+                obj.approver_group_id = current.approver_group_id
+                obj.required_approvals = current.required_approvals
+                messages.warning(
+                    request,
+                    f"The change of approver group / required approvals is pending (change "
+                    f"#{proposal.pk}): it takes effect when another administrator confirms it "
+                    "with a TOTP code under Profile changes.",
+                )
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="Pending changes (a second administrator must confirm)")
+    def pending_changes(self, obj: AccessProfile) -> str:
+        if obj.pk is None:
+            return "-"
+        pending = obj.changes.filter(status=ProfileChangeStatus.PENDING)
+        return (
+            format_html_join(
+                "",
+                '<p><a href="{}">change #{}</a> by {}: {}</p>',
+                (
+                    (
+                        reverse("admin:approvals_profilechange_confirm", args=[change.pk]),
+                        change.pk,
+                        change.proposed_by_name,
+                        json.dumps(change.summary()),
+                    )
+                    for change in pending
+                ),
+            )
+            or "none"
+        )
 
     @admin.display(description="Protected in AWS (the role's permissions boundary)")
     def protected_in_aws(self, obj: AccessProfile) -> str:
@@ -248,3 +315,100 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     @admin.display(description="Payload")
     def payload_pretty(self, obj: WebhookDelivery) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))
+
+
+class PersonIdentityInline(admin.StackedInline):
+    """The person behind the account: two accounts of one person never count as two approvers."""
+
+    model = PersonIdentity
+    can_delete = True
+    max_num = 1
+    extra = 1
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class AccountAdmin(UserAdmin):
+    """Accounts carry their person identifier. They are deactivated, never deleted: the record
+    names them, and the portal's database role may not rewrite the record's actor column."""
+
+    inlines = [PersonIdentityInline]
+    list_display = ("username", "email", "is_staff", "is_active", "person_identity")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ProfileChangeConfirmForm(forms.Form):
+    otp_code = forms.CharField(
+        label="Your TOTP code", max_length=8, widget=forms.TextInput({"autocomplete": "off"})
+    )
+
+
+@admin.register(ProfileChange)
+class ProfileChangeAdmin(ReadOnlyAdmin):
+    """Pending changes of who approves a profile; another administrator confirms them here."""
+
+    list_display = ["pk", "profile", "status", "what", "proposed_by_name", "proposed_at", "confirm"]
+    list_filter = ["status", "profile"]
+    actions = ["withdraw"]
+
+    @admin.display(description="Change")
+    def what(self, obj: ProfileChange) -> str:
+        return "; ".join(
+            f"{field}: {values['before']} → {values['after']}"
+            for field, values in obj.summary().items()
+        )
+
+    @admin.display(description="Confirm")
+    def confirm(self, obj: ProfileChange) -> str:
+        if obj.status != ProfileChangeStatus.PENDING or obj.is_expired():
+            return "-"
+        url = reverse("admin:approvals_profilechange_confirm", args=[obj.pk])
+        return format_html('<a href="{}">confirm with TOTP</a>', url)
+
+    def get_urls(self):
+        confirm = path(
+            "<int:change_id>/confirm/",
+            self.admin_site.admin_view(self.confirm_view),
+            name="approvals_profilechange_confirm",
+        )
+        return [confirm, *super().get_urls()]
+
+    def confirm_view(self, request, change_id: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        change = get_object_or_404(ProfileChange.objects.select_related("profile"), pk=change_id)
+        form = ProfileChangeConfirmForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                profile_change_confirm(
+                    change_id=change.pk,
+                    confirmer=request.user,
+                    otp_code=form.cleaned_data["otp_code"],
+                    source=event_source(request),
+                )
+            except (SignatureRefused, NotAllowed, NotFound) as error:
+                form.add_error(None, error.message)
+            else:
+                messages.success(request, f"Change #{change.pk} confirmed and applied.")
+                return redirect("admin:approvals_profilechange_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Confirm change #{change.pk} of profile {change.profile.slug}",
+            "change": change,
+            "what": self.what(change),
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/approvals/profilechange/confirm.html", context)
+
+    @admin.action(description="Withdraw the selected pending changes")
+    def withdraw(self, request, queryset) -> None:
+        for change in queryset.filter(status=ProfileChangeStatus.PENDING):
+            profile_change_withdraw(
+                change_id=change.pk, user=request.user, source=event_source(request)
+            )
+        messages.success(request, "Withdrawn.")

@@ -4,13 +4,41 @@ import csv
 import io
 import json
 
-from approvals.models import AccessRequest
-from approvals.selectors import request_timeline
+from approvals.models import AccessRequest, SessionActivity
+from approvals.selectors import call_outcome, call_resources, request_activity, request_timeline
 from approvals.timeline import chain_for, timeline_verify
 
 
 def _iso(value) -> str | None:
     return value.isoformat() if value else None
+
+
+def call_as_dict(call: SessionActivity) -> dict:
+    """One AWS call of the request's sessions, as CloudTrail recorded it and as we judged it."""
+    return {
+        "event_id": call.event_id,
+        "event_time": _iso(call.event_time),
+        "service": call.service,
+        "action": call.action,
+        "region": call.region,
+        "resources": call.resources,
+        "resource_summary": call_resources(call),
+        "request_parameters": call.request_parameters,
+        "source_ip": call.source_ip,
+        "user_agent": call.user_agent,
+        "outcome": call_outcome(call),
+        "error_code": call.error_code,
+        "error_message": call.error_message,
+        "read_only": call.read_only,
+        "mutating": call.mutating,
+        "session_arn": call.session_arn,
+        "access_key_id": call.access_key_id,
+        "source_identity": call.source_identity,
+        "unexplained": call.unexplained,
+        "source": call.source,
+        "received_at": _iso(call.received_at),
+        "sealed_by": call.seal.sequence if call.seal else None,
+    }
 
 
 def record_as_dict(access_request: AccessRequest) -> dict:
@@ -65,6 +93,9 @@ def record_as_dict(access_request: AccessRequest) -> dict:
             }
             for event in request_timeline(access_request=access_request)
         ],
+        "activity": [
+            call_as_dict(call) for call in request_activity(access_request=access_request)
+        ],
         "chain_verified": verification.ok,
         "chain_problem": verification.reason,
     }
@@ -85,6 +116,15 @@ CSV_COLUMNS = [
     "detail",
     "prev_hash",
     "hash",
+    # The rows of AWS calls (kind "call") fill these too; timeline rows leave them empty.
+    "kind",
+    "service",
+    "action",
+    "resources",
+    "error_code",
+    "mutating",
+    "event_id",
+    "sealed_by",
 ]
 
 
@@ -101,15 +141,53 @@ def csv_cell(value: object) -> object:
     return value
 
 
-def record_as_csv(access_request: AccessRequest) -> str:
-    """One row per timeline event; the request's own fields are in the first event's detail.
+def _call_row(call: dict) -> dict:
+    """A call in the timeline's columns: `code` is service:action, `outcome` allowed / denied /
+    failed, `actor` the session; what only a call has goes in the columns after `hash`."""
+    return {
+        "kind": "call",
+        "at": call["event_time"],
+        "actor": call["session_arn"],
+        "code": f"{call['service']}:{call['action']}",
+        "outcome": call["outcome"],
+        "source_ip": call["source_ip"],
+        "user_agent": call["user_agent"],
+        "detail": json.dumps(
+            {
+                "region": call["region"],
+                "request_parameters": call["request_parameters"],
+                "error_message": call["error_message"],
+                "unexplained": call["unexplained"],
+                "source": call["source"],
+            },
+            sort_keys=True,
+        ),
+        "service": call["service"],
+        "action": call["action"],
+        "resources": call["resource_summary"],
+        "error_code": call["error_code"],
+        "mutating": call["mutating"],
+        "event_id": call["event_id"],
+        "sealed_by": call["sealed_by"],
+    }
 
-    Every text cell goes through csv_cell: user agents, actor names and details come from people
-    and from CloudTrail, and auditors open this file in a spreadsheet."""
+
+def record_as_csv(access_request: AccessRequest) -> str:
+    """One row per timeline event (kind "timeline", in chain order; the request's own fields are
+    in the first event's detail), then one per AWS call of its sessions (kind "call", in event
+    time order).
+
+    Every text cell goes through csv_cell: user agents, actor names, details and everything a
+    call carries come from people and from CloudTrail, and auditors open this file in a
+    spreadsheet."""
+    record = record_as_dict(access_request)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, restval="")
     writer.writeheader()
-    for event in record_as_dict(access_request)["timeline"]:
-        row = {**event, "detail": json.dumps(event["detail"], sort_keys=True)}
-        writer.writerow({column: csv_cell(row[column]) for column in CSV_COLUMNS})
+    for event in record["timeline"]:
+        row = {**event, "kind": "timeline", "detail": json.dumps(event["detail"], sort_keys=True)}
+        writer.writerow({column: csv_cell(row.get(column)) for column in CSV_COLUMNS})
+    for call in record["activity"]:
+        row = _call_row(call)
+        writer.writerow({column: csv_cell(row.get(column)) for column in CSV_COLUMNS})
     return out.getvalue()

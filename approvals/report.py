@@ -4,6 +4,7 @@ ticket system, Markdown for people), built on the export's record so both always
 import json
 from typing import Any
 
+from approvals import selectors
 from approvals.errors import NotAllowed
 from approvals.exports import record_as_dict
 from approvals.models import TERMINAL_STATUSES, AccessRequest
@@ -25,6 +26,31 @@ def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
+def activity_complete_until(access_request: AccessRequest) -> str | None:
+    """Up to when the list of calls is known to be complete (ISO time), or None while nothing
+    vouches for it: EventBridge delivery is best effort, and only the LookupEvents backstop,
+    once it has read CloudTrail's history past a time, can say no call before it is missing."""
+    return _iso(selectors.activity_complete_until(access_request))
+
+
+def _commands_executed(access_request: AccessRequest, calls: list[dict]) -> dict:
+    """Every call of the request's sessions in event time order, with counts per service."""
+    return {
+        "complete_until": activity_complete_until(access_request),
+        "count": len(calls),
+        "by_service": [
+            {
+                "service": count.service,
+                "calls": count.calls,
+                "mutating": count.mutating,
+                "errors": count.errors,
+            }
+            for count in selectors.request_activity_by_service(access_request=access_request)
+        ],
+        "calls": calls,
+    }
+
+
 def incident_report_dict(access_request: AccessRequest) -> dict:
     if access_request.status not in TERMINAL_STATUSES:
         raise NotAllowed(
@@ -34,6 +60,7 @@ def incident_report_dict(access_request: AccessRequest) -> dict:
     timeline = record["timeline"]
     uses = access_request.uses.order_by("event_time")
     alarms = access_request.alarms.order_by("opened_at")
+    record["commands_executed"] = _commands_executed(access_request, record.pop("activity"))
     record["activation"] = [event for event in timeline if event["code"] in _ACTIVATION_CODES]
     record["revocation"] = [event for event in timeline if event["code"] in _REVOCATION_CODES]
     record["observed_uses"] = [
@@ -64,7 +91,69 @@ def incident_report_dict(access_request: AccessRequest) -> dict:
         }
         for alarm in alarms
     ]
+    record.update(_scope_and_deadlines(access_request))
     return record
+
+
+def _scope_and_deadlines(access_request: AccessRequest) -> dict:
+    """What the sessions could do and from where (as signed), and the deadline before and
+    after every extension with who signed each."""
+    extensions = access_request.extensions.prefetch_related("approvals").order_by("created_at")
+    return {
+        "scope": access_request.scope_content(),
+        "deadlines": {
+            "original": _iso(selectors.original_deadline(access_request)),
+            "final": _iso(access_request.expires_at),
+        },
+        "extensions": [
+            {
+                "id": str(extension.pk),
+                "status": extension.status,
+                "minutes": extension.minutes,
+                "reason": extension.reason,
+                "requester": extension.requester_name,
+                "asked_at": _iso(extension.created_at),
+                "from_expires_at": _iso(extension.from_expires_at),
+                "to_expires_at": _iso(extension.to_expires_at),
+                "applied_at": _iso(extension.applied_at),
+                "signatures": [
+                    {
+                        "approver": a.approver_name,
+                        "decision": a.decision,
+                        "signed_at": _iso(a.created_at),
+                        "content_digest": a.content_digest,
+                    }
+                    for a in extension.approvals.all()
+                ],
+            }
+            for extension in extensions
+        ],
+    }
+
+
+def _scope_lines(report: dict) -> list[str]:
+    scope, deadlines = report["scope"], report["deadlines"]
+    lines = ["", "## Scope and deadlines", ""]
+    if scope is None:
+        lines.append("- Scope: the whole role, from anywhere")
+    else:
+        networks = [*scope["profile_networks"], *scope["scope_networks"]]
+        lines += [
+            f"- Scope: {scope['name'] or 'the whole role'}",
+            f"- Managed policies: {', '.join(scope['managed_policy_arns']) or 'none'}",
+            f"- Works from: {', '.join(networks) or 'anywhere'}",
+        ]
+        if scope["policy"]:
+            lines += ["", "```json", json.dumps(scope["policy"], indent=2), "```", ""]
+    lines.append(f"- Original deadline: {_cell(deadlines['original'])}")
+    lines.append(f"- Final deadline: {_cell(deadlines['final'])}")
+    lines += [
+        f"- Extension +{e['minutes']} min ({e['status']}) asked by {_cell(e['requester'])}: "
+        f"{_cell(e['reason'])}; {e['from_expires_at']} → {e['to_expires_at']}; signed by "
+        f"{', '.join(s['approver'] for s in e['signatures'] if s['decision'] == 'approve') or '—'}"
+        for e in report["extensions"]
+    ]
+    return lines
 
 
 def incident_report_json(access_request: AccessRequest) -> str:
@@ -102,10 +191,53 @@ def _summary_lines(req: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _call_outcome_cell(call: dict[str, Any]) -> str:
+    outcome = call["outcome"] if call["outcome"] == "allowed" else f"**{call['outcome']}**"
+    if call["error_code"]:
+        outcome += f" ({_cell(call['error_code'])})"
+    if call["unexplained"]:
+        outcome += f"; ALARM: {_cell(call['unexplained'])}"
+    return outcome
+
+
+def _commands_lines(commands: dict[str, Any]) -> list[str]:
+    """Every AWS call the sessions made, in order, then how many per service."""
+    complete = (
+        f"Activity complete up to {commands['complete_until']}: CloudTrail's event history was "
+        "read to then, so no call before it is missing."
+        if commands["complete_until"]
+        else "Completeness not confirmed against CloudTrail LookupEvents: a call whose "
+        "delivery was lost would be missing from this list."
+    )
+    lines = ["", "## Commands executed", "", complete, ""]
+    if not commands["calls"]:
+        return [*lines, "No calls recorded."]
+    lines += [
+        "| # | time | service | action | resources | source IP | outcome | changes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {number} | {call['event_time']} | {_cell(call['service'])} | "
+        f"{_cell(call['action'])} | {_cell(call['resource_summary'])} | "
+        f"{_cell(call['source_ip'])} | {_call_outcome_cell(call)} | "
+        f"{'yes' if call['mutating'] else 'no'} |"
+        for number, call in enumerate(commands["calls"], start=1)
+    ]
+    lines += ["", "Calls by service:", ""]
+    lines += ["| service | calls | mutating | refused or failed |", "|---|---|---|---|"]
+    lines += [
+        f"| {_cell(count['service'])} | {count['calls']} | {count['mutating']} | "
+        f"{count['errors']} |"
+        for count in commands["by_service"]
+    ]
+    return lines
+
+
 def incident_report_markdown(access_request: AccessRequest) -> str:
     report = incident_report_dict(access_request)
     req = report["request"]
     lines = _summary_lines(req)
+    lines += _scope_lines(report)
     lines += ["", "## Justification", "", req["justification"], "", "## Signatures", ""]
     lines += [
         "| approver | decision | signed at | from | content digest |",
@@ -132,6 +264,7 @@ def incident_report_markdown(access_request: AccessRequest) -> str:
         ]
     else:
         lines.append("None observed.")
+    lines += _commands_lines(report["commands_executed"])
     lines += ["", "## Alarms", ""]
     lines += [
         f"- [{a['status']}] {a['opened_at']} {a['kind']}: {a['title']}"

@@ -6,6 +6,7 @@ functions are pure: callers pass what they know (is this person an approver of t
 have they signed) so a page listing a hundred requests needs no query per row.
 """
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,10 @@ from approvals.models import (
     AlarmStatus,
     Approval,
     Decision,
+    ExtensionStatus,
+    GrantExtension,
+    ProfileChange,
+    ProfileChangeStatus,
     SecurityAlarm,
     Status,
 )
@@ -34,14 +39,26 @@ class Refusal:
 
 
 def signer_refusal(
-    *, access_request: AccessRequest, signer_id: int | None, is_approver: bool
+    *,
+    access_request: AccessRequest,
+    signer_id: int | None,
+    is_approver: bool,
+    same_person_as: str = "",
 ) -> Refusal | None:
-    """Whether this person may be one of the request's signers at all (two-person rule)."""
+    """Whether this person may be one of the request's signers at all (two-person rule).
+    `same_person_as`: whose account (see `person_shared_with`) belongs to the signer's person."""
     if signer_id is None:
         return Refusal("signer_deleted", "the signer's account no longer exists")
     if signer_id == access_request.requester_id:
         return Refusal(
             "self_approval", "you cannot approve your own request", "this is your own request"
+        )
+    if same_person_as:
+        return Refusal(
+            "same_person",
+            f"this account belongs to the same person as {same_person_as}: a second account "
+            "of one person is not a second approver",
+            f"your account belongs to the same person as {same_person_as}",
         )
     if not is_approver:
         slug = access_request.profile.slug
@@ -60,6 +77,7 @@ def signing_refusal(
     is_approver: bool,
     already_signed: bool,
     now: datetime,
+    same_person_as: str = "",
 ) -> Refusal | None:
     """The approval rules (DESIGN.md §3), checked before any OTP code is looked at."""
     if access_request.status != Status.PENDING:
@@ -75,7 +93,10 @@ def signing_refusal(
             "its approval deadline has passed",
         )
     refusal = signer_refusal(
-        access_request=access_request, signer_id=signer_id, is_approver=is_approver
+        access_request=access_request,
+        signer_id=signer_id,
+        is_approver=is_approver,
+        same_person_as=same_person_as,
     )
     if refusal is not None:
         return refusal
@@ -87,15 +108,178 @@ def signing_refusal(
 
 
 def approval_still_counts(
-    *, access_request: AccessRequest, approval: Approval, is_approver: bool
+    *,
+    access_request: AccessRequest,
+    approval: Approval,
+    is_approver: bool,
+    same_person_as: str = "",
 ) -> bool:
     """At activation: an approval counts if it signed this exact content, by a person who may
-    still sign (not the requester, still an approver of the profile)."""
+    still sign (not the requester, still an approver of the profile, not a person already
+    counted through another account)."""
     return (
         approval.decision == Decision.APPROVE
         and approval.content_digest == access_request.content_digest()
         and signer_refusal(
-            access_request=access_request, signer_id=approval.approver_id, is_approver=is_approver
+            access_request=access_request,
+            signer_id=approval.approver_id,
+            is_approver=is_approver,
+            same_person_as=same_person_as,
+        )
+        is None
+    )
+
+
+def person_shared_with(
+    *,
+    signer_id: int | None,
+    requester_id: int | None,
+    other_signer_ids: Iterable[int | None],
+    person_of: Mapping[int, str],
+) -> str:
+    """Whose account belongs to the same person as the signer's ("" when nobody's): the
+    requester's, or another signer's. Accounts without a person identifier are their own person."""
+    person = person_of.get(signer_id) if signer_id is not None else None
+    if not person:
+        return ""
+    if (
+        requester_id is not None
+        and requester_id != signer_id
+        and person_of.get(requester_id) == person
+    ):
+        return "the requester"
+    for other in other_signer_ids:
+        if other is not None and other != signer_id and person_of.get(other) == person:
+            return "another signer of this request"
+    return ""
+
+
+def profile_change_needs_second_admin(
+    *, old_group_id: int, new_group_id: int, old_required: int, new_required: int
+) -> bool:
+    """Who approves a profile, and how many must, change only with a second administrator:
+    a new approver group, or fewer required approvals (more is always allowed)."""
+    return old_group_id != new_group_id or new_required < old_required
+
+
+def profile_change_confirm_refusal(
+    *,
+    change: ProfileChange,
+    confirmer_id: int,
+    may_administer_profiles: bool,
+    same_person_as_proposer: bool,
+    profile_unchanged_since: bool,
+    now: datetime,
+) -> Refusal | None:
+    """A second administrator confirms a pending profile change: someone else than the one who
+    proposed it (another account of the same person is not someone else), while the profile is
+    still as the proposal found it. The TOTP code is checked after this."""
+    if change.status != ProfileChangeStatus.PENDING:
+        return Refusal("not_pending", f"this change is {change.get_status_display().lower()}")
+    if change.is_expired(now):
+        return Refusal("expired", "this change was proposed too long ago; propose it again")
+    if not may_administer_profiles:
+        return Refusal("not_allowed", "only an administrator of profiles can confirm a change")
+    if confirmer_id == change.proposed_by_id or same_person_as_proposer:
+        return Refusal(
+            "self_confirmation",
+            "you proposed this change (or it was proposed from another account of yours); a "
+            "second administrator must confirm it",
+        )
+    if not profile_unchanged_since:
+        return Refusal(
+            "stale",
+            "the profile's approver group or required approvals changed since this was "
+            "proposed; propose the change again",
+        )
+    return None
+
+
+def extension_ask_refusal(
+    *,
+    access_request: AccessRequest,
+    user_id: int | None,
+    has_open_extension: bool,
+    total_minutes: int,
+    max_minutes: int,
+    now: datetime,
+) -> Refusal | None:
+    """The requester asks for more time on an active grant, one extension at a time, within the
+    profile's maximum in all (`total_minutes`: the grant's minutes with this extension's)."""
+    if user_id is None or user_id != access_request.requester_id:
+        return Refusal("not_allowed", "only the requester can ask for more time")
+    if access_request.status != Status.ACTIVE or (
+        access_request.expires_at is not None and access_request.expires_at <= now
+    ):
+        return Refusal(
+            "not_active",
+            f"only an active grant can be extended; this one is {access_request.status}",
+        )
+    if has_open_extension:
+        return Refusal("extension_open", "an extension of this grant is already waiting")
+    if total_minutes > max_minutes:
+        return Refusal(
+            "too_long",
+            f"the grant would last {total_minutes} minutes in all; profile "
+            f"{access_request.profile.slug} allows at most {max_minutes}",
+        )
+    return None
+
+
+def extension_signing_refusal(
+    *,
+    extension: GrantExtension,
+    signer_id: int,
+    is_approver: bool,
+    already_signed: bool,
+    now: datetime,
+    same_person_as: str = "",
+) -> Refusal | None:
+    """An extension is signed under the request's own rules (`signer_refusal`), while it waits
+    and the grant is still active."""
+    if extension.status != ExtensionStatus.PENDING:
+        return Refusal(
+            "not_pending",
+            f"the extension is {extension.status}, not pending",
+            f"the extension is {extension.get_status_display().lower()}",
+        )
+    if now >= extension.approval_deadline:
+        return Refusal(
+            "deadline_passed",
+            "the extension's approval deadline has passed",
+            "its approval deadline has passed",
+        )
+    if extension.request.status != Status.ACTIVE:
+        return Refusal("not_active", f"the grant is {extension.request.status}, not active")
+    refusal = signer_refusal(
+        access_request=extension.request,
+        signer_id=signer_id,
+        is_approver=is_approver,
+        same_person_as=same_person_as,
+    )
+    if refusal is not None:
+        return refusal
+    if already_signed:
+        return Refusal(
+            "already_signed",
+            "you have already signed this extension",
+            "you have already signed it",
+        )
+    return None
+
+
+def extension_approval_still_counts(
+    *, extension: GrantExtension, approval, is_approver: bool, same_person_as: str = ""
+) -> bool:
+    """When the worker applies it: an extension signature counts as a request's does."""
+    return (
+        approval.decision == Decision.APPROVE
+        and approval.content_digest == extension.content_digest()
+        and signer_refusal(
+            access_request=extension.request,
+            signer_id=approval.approver_id,
+            is_approver=is_approver,
+            same_person_as=same_person_as,
         )
         is None
     )

@@ -12,7 +12,18 @@ from typing import Any
 from celery import Task, shared_task
 
 from approvals.models import Component
-from approvals.services import grants, guard, liveness, notifications, sweep, watch, webhooks
+from approvals.services import (
+    activity_backstop,
+    checkpoints,
+    extension_grants,
+    grants,
+    guard,
+    liveness,
+    notifications,
+    sweep,
+    watch,
+    webhooks,
+)
 from approvals.services.queue import Job, RetryLater
 
 RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
@@ -73,3 +84,30 @@ def watch_poll() -> None:
 @job(Job.GUARD_CHECK, acks_late=False, reject_on_worker_lost=False)
 def guard_check() -> None:
     guard.guard_check()
+
+
+# Not acks_late: a lost run is simply the next one (beat sends one every period).
+@job(Job.TIMELINE_CHECKPOINT, acks_late=False, reject_on_worker_lost=False)
+def timeline_checkpoint() -> None:
+    checkpoints.timeline_checkpoint()
+
+
+@job(Job.REQUEST_SEAL)
+def request_seal(request_id: str) -> None:
+    checkpoints.request_ended_record(access_request_id=request_id)
+
+
+@job(Job.EXTEND)
+def extension_apply(extension_id: str) -> None:
+    extension_grants.extension_run(extension_id=extension_id)
+
+
+@job(Job.EXTENSIONS_TIME_OUT)
+def extension_time_out(extension_id: str) -> None:
+    extension_grants.extension_time_out(extension_id=extension_id)
+
+
+# Not acks_late: a lost run is simply the next one; the cursor says where to resume.
+@job(Job.ACTIVITY_BACKSTOP, acks_late=False, reject_on_worker_lost=False)
+def activity_backstop_run() -> None:
+    activity_backstop.activity_backstop()

@@ -13,13 +13,14 @@ from awsaccess import log_redaction
 from awsaccess.types import AwsConnection
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudtrail import CloudTrailClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sts import STSClient
 
 # The only AWS services the portal talks to.
-Service = Literal["iam", "sts", "sqs", "events"]
+Service = Literal["iam", "sts", "sqs", "events", "cloudtrail"]
 
 
 def sts_endpoint_url(connection: AwsConnection, region: str) -> str | None:
@@ -44,7 +45,7 @@ class ClientFactory:
         )
         self._clients: dict[
             tuple[Service, str, str | None, str],
-            IAMClient | STSClient | SQSClient | EventBridgeClient,
+            IAMClient | STSClient | SQSClient | EventBridgeClient | CloudTrailClient,
         ] = {}
         # boto3 sessions are not thread-safe; clients are, once built.
         self._lock = threading.Lock()
@@ -90,6 +91,16 @@ class ClientFactory:
         secret_access_key: str | None = None,
     ) -> EventBridgeClient: ...
 
+    @overload
+    def client(
+        self,
+        service: Literal["cloudtrail"],
+        region: str,
+        *,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> CloudTrailClient: ...
+
     def client(
         self,
         service: Service,
@@ -97,7 +108,7 @@ class ClientFactory:
         *,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
-    ) -> IAMClient | STSClient | SQSClient | EventBridgeClient:
+    ) -> IAMClient | STSClient | SQSClient | EventBridgeClient | CloudTrailClient:
         """A client signed with the given keys, or with the connection's own identity."""
         if access_key_id is None:
             access_key_id = self._connection.access_key_id

@@ -10,12 +10,12 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from awsaccess import policies
+from awsaccess import policies, session_policies
 from awsaccess.clients import ClientFactory
 from awsaccess.errors import (
     AwsError,
@@ -72,6 +72,23 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _older_sessions_deny(document: object) -> bool:
+    """The document is the revoke-older-sessions deny (of whatever moment)."""
+    normalized = policies.normalize(document)
+    statements = normalized.get("Statement") if isinstance(normalized, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or len(statements) != 1:
+        return False
+    moment = statements[0].get("Condition", {}).get("DateLessThan", {}).get("aws:TokenIssueTime")
+    if not isinstance(moment, str):
+        return False
+    expected = policies.revoke_older_sessions_policy(
+        datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    )
+    return policies.same_document(document, expected)
+
+
 class AccessEngine:
     def __init__(self, connection: AwsConnection, *, propagation_timeout: float = 15.0) -> None:
         self._connection = connection
@@ -122,9 +139,11 @@ class AccessEngine:
                 policies.MIN_SESSION_SECONDS, min(remaining, target.max_session_seconds)
             ),
         }
-        if remaining < policies.MIN_SESSION_SECONDS:
-            # AWS issues 15 minutes at least; the session policy ends it at the grant's expiry.
-            params["Policy"] = policies.to_json(policies.session_policy(grant))
+        # The grant's scope and networks, and for a grant under AWS's 15-minute minimum
+        # session, a dated deny at its expiry (session_policies).
+        params.update(
+            session_policies.assume_role_scope_parameters(grant, remaining_seconds=remaining)
+        )
         sts = self._clients.client(
             "sts",
             target.region,
@@ -174,8 +193,10 @@ class AccessEngine:
         *,
         now: datetime | None = None,
         principal: PrincipalExpectation | None = None,
-    ) -> None:
-        """Deny the request's sessions on the role, then delete the grant.
+    ) -> datetime | None:
+        """Deny the request's sessions on the role, then delete the grant. → None, or the moment
+        before which every session of the role was cut off because its inline policies were full
+        of live denies (the other live grants need new sessions).
 
         The deny goes first: it kills live sessions, and since the grant only allows sessions
         carrying this request's SourceIdentity, it also kills any session issued before the
@@ -187,15 +208,17 @@ class AccessEngine:
         """
         policies.check_source_identity(grant.request_id)
         now = now or _utcnow()
-        self._deny_sessions(target, grant, now)
+        cut = self._deny_sessions(target, grant, now)
         self._grant_detach(target, grant)
         if principal is not None:
             self._principal_restrict(target, principal)
         logger.info("grant revoked request=%s role=%s", grant.request_id, target.role_arn)
+        return cut
 
-    def _deny_sessions(self, target: AwsTarget, grant: Grant, now: datetime) -> None:
+    def _deny_sessions(self, target: AwsTarget, grant: Grant, now: datetime) -> datetime | None:
         """Write the exact deny (PutRolePolicy is idempotent), read it back, and only then drop
-        the other policies naming this request (an earlier attempt's, or planted ones)."""
+        the other policies naming this request (an earlier attempt's, or planted ones). → the
+        moment before which every session of the role was cut off, if the role was full."""
         name = policies.revocation_policy_name(
             grant.request_id, policies.revocation_not_after(target, grant, now)
         )
@@ -205,21 +228,25 @@ class AccessEngine:
         except PermanentAwsError as error:
             if error.code != "LimitExceeded":
                 raise
-            self._make_room(target, grant, now)
+            cut = self._make_room(target, grant, now)
             try:
                 self._put_role_policy(target, name, policies.to_json(document))
             except PermanentAwsError as retry_error:
-                if retry_error.code != "LimitExceeded":
+                if retry_error.code != "LimitExceeded" or cut is None:
                     raise
                 # The revoke-older-sessions deny already covers every session issued so far.
                 logger.warning(
                     "revocation for request=%s folded into older-sessions deny", grant.request_id
                 )
-                return
+                return cut
+            if cut is not None:
+                self._role_policy_confirm(target, name, document)
+                return cut
         self._role_policy_confirm(target, name, document)
         for other in self._revocation_policy_names(target):
             if other != name and policies.revocation_request_id(other) == grant.request_id:
                 self._delete_role_policy(target, other)
+        return None
 
     def _role_policy_confirm(self, target: AwsTarget, name: str, document: dict) -> None:
         try:
@@ -311,19 +338,30 @@ class AccessEngine:
                 raise
         logger.warning("deleted access key %s the portal does not hold", key_id)
 
-    def _make_room(self, target: AwsTarget, grant: Grant, now: datetime) -> None:
-        """The role's inline policies are full: prune, and if that is not enough, replace all
-        per-request denies with one deny of every session issued before now.
+    def _make_room(self, target: AwsTarget, grant: Grant, now: datetime) -> datetime | None:
+        """The role's inline policies are full: prune the expired denies and the counterfeit
+        ones (a `breakglass-revoked-*` name not holding the deny it names), and only if the
+        space is genuinely full of our own live denies, replace them all with one deny of every
+        session issued up to now → that moment (None when pruning made room).
 
         No revoked session may regain access on the way, so the wide deny first overwrites one
         existing deny in place (PutRolePolicy of an existing name is atomic), and only then are
-        the others deleted."""
-        if self.revocations_prune(target, now=now):
-            return
+        the others deleted. It cuts the other live grants' sessions too: the caller re-issues
+        them (sessions issued after the returned moment are untouched)."""
+        if self.revocations_prune(target, now=now) or self._counterfeits_prune(target):
+            return None
+        foreign = [
+            name
+            for name in self._role_policy_names(target)
+            if not name.startswith(policies.REVOCATION_POLICY_PREFIX)
+        ]
         covered = self._revocation_policy_names(target)
-        if not covered:
+        if foreign or not covered:
             raise PermanentAwsError(
-                "iam:PutRolePolicy", "LimitExceeded", "role inline policies leave no room"
+                "iam:PutRolePolicy",
+                "LimitExceeded",
+                "role inline policies leave no room"
+                + (f"; not the portal's: {', '.join(sorted(foreign))}" if foreign else ""),
             )
         logger.warning(
             "role %s revocation policies full: revoking all older sessions", target.role_arn
@@ -333,7 +371,8 @@ class AccessEngine:
             parsed = policies.parse_revocation_policy_name(name)
             if parsed is not None:
                 not_after = max(not_after, parsed[1])
-        issued_before = now + policies.REVOCATION_MARGIN
+        # Conditions compare whole seconds: the next whole second covers every session so far.
+        issued_before = now.replace(microsecond=0) + timedelta(seconds=1)
         wide = policies.to_json(policies.revoke_older_sessions_policy(issued_before))
         first, rest = covered[0], covered[1:]
         self._put_role_policy(target, first, wide)
@@ -343,6 +382,32 @@ class AccessEngine:
             target, policies.revoke_older_sessions_policy_name(issued_before, not_after), wide
         )
         self._delete_role_policy(target, first)
+        return issued_before
+
+    def _counterfeits_prune(self, target: AwsTarget) -> int:
+        """Delete `breakglass-revoked-*` policies that do not hold the deny their name says
+        (planted to take the space, or to pass for a revocation); returns how many."""
+        pruned = 0
+        for name in self._revocation_policy_names(target):
+            parsed = policies.parse_revocation_policy_name(name)
+            try:
+                with aws_call("iam:GetRolePolicy"):
+                    live = self._iam().get_role_policy(RoleName=target.role_name, PolicyName=name)
+            except PermanentAwsError as error:
+                if error.code == "NoSuchEntity":
+                    continue
+                raise
+            if parsed is not None and parsed[0] is not None:
+                genuine = policies.same_document(
+                    live["PolicyDocument"], policies.revocation_policy(parsed[0])
+                )
+            else:
+                genuine = parsed is not None and _older_sessions_deny(live["PolicyDocument"])
+            if not genuine:
+                logger.warning("deleting counterfeit revocation policy %s", name)
+                self._delete_role_policy(target, name)
+                pruned += 1
+        return pruned
 
     def _grant_detach(self, target: AwsTarget, grant: Grant) -> None:
         try:
@@ -386,14 +451,21 @@ class AccessEngine:
     def _iam(self) -> IAMClient:
         return self._clients.client("iam", IAM_REGION)
 
-    def _revocation_policy_names(self, target: AwsTarget) -> list[str]:
+    def _role_policy_names(self, target: AwsTarget) -> list[str]:
         names: list[str] = []
         with aws_call("iam:ListRolePolicies"):
             for page in (
                 self._iam().get_paginator("list_role_policies").paginate(RoleName=target.role_name)
             ):
                 names.extend(page["PolicyNames"])
-        return [name for name in names if name.startswith(policies.REVOCATION_POLICY_PREFIX)]
+        return names
+
+    def _revocation_policy_names(self, target: AwsTarget) -> list[str]:
+        return [
+            name
+            for name in self._role_policy_names(target)
+            if name.startswith(policies.REVOCATION_POLICY_PREFIX)
+        ]
 
     def _put_role_policy(self, target: AwsTarget, name: str, document: str) -> None:
         with aws_call("iam:PutRolePolicy"):

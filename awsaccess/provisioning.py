@@ -15,7 +15,7 @@ from typing import Literal
 
 from botocore.exceptions import ClientError
 
-from awsaccess import policies
+from awsaccess import offline_kit, policies, watch_routes
 from awsaccess.clients import ClientFactory
 from awsaccess.engine import IAM_REGION, principal_kind_and_name
 from awsaccess.errors import aws_call, error_code, translate
@@ -67,6 +67,7 @@ class _Provisioner:
         self.iam = clients.client("iam", IAM_REGION)
         self.sqs = clients.client("sqs", target.region)
         self.events = clients.client("events", target.region)
+        self.forward_events = clients.client("events", watch_routes.FORWARDER_REGION)
         self.target = target
         self.check_only = check_only
         self.fix = fix_drift and not check_only
@@ -76,12 +77,16 @@ class _Provisioner:
     def run(self) -> None:
         self._principal()
         self._role()
+        self._offline_principals()
         self._boundary()
         queue_url, queue_arn = self._queue()
         rule_arn = self._rule()
         activity_rule_arn = self._activity_rule(queue_arn)
-        self._queue_policy(queue_url, queue_arn, rule_arn, activity_rule_arn)
+        changes_rule_arn = self._changes_rule(queue_arn)
+        self._queue_policy(queue_url, queue_arn, rule_arn, activity_rule_arn, changes_rule_arn)
         self._rule_target(queue_arn)
+        if watch_routes.forwarding_needed(self.target):
+            self._forwarder()
 
     # -- the role's protective boundary (issue 12) -----------------------------------------
 
@@ -189,10 +194,15 @@ class _Provisioner:
         else:
             self.report.add("principal permissions", "ok", "only break-glass grants")
 
+    def _offline_principals(self) -> None:
+        """The offline kits' users (issue 18): checked only, the kit commands write them."""
+        for finding in offline_kit.offline_principal_findings(self.iam, self.target):
+            self.report.add(*finding)
+
     # -- role ------------------------------------------------------------------------------
 
     def _role(self) -> None:
-        expected = policies.trust_policy(self.target)
+        expected = offline_kit.role_trust_policy(self.target)
         try:
             role = self.iam.get_role(RoleName=self.target.role_name)["Role"]
         except ClientError as error:
@@ -337,27 +347,65 @@ class _Provisioner:
         self.report.add("watch queue policy", "created" if actual is None else "fixed")
 
     def _rule_target(self, queue_arn: str, *, rule: str = "", label: str = "watch rule") -> None:
-        """The rule's one target is the watch queue: reported, created, or fixed when asked."""
-        rule = rule or self.name
-        try:
-            targets = self.events.list_targets_by_rule(Rule=rule)["Targets"]
-        except ClientError as error:
-            if error_code(error) != "ResourceNotFoundException":
-                raise translate("events:ListTargetsByRule", error) from None
-            targets = []
-        ours = [t for t in targets if t["Id"] == policies.WATCH_TARGET_ID]
-        if ours and ours[0]["Arn"] == queue_arn:
-            self.report.add(f"{label} target", "ok", queue_arn)
-            return
-        if self.check_only or (ours and not self.fix):
-            status: Status = "drift" if ours else "missing"
-            self.report.add(f"{label} target", status, f"should be {queue_arn}")
-            return
-        with aws_call("events:PutTargets"):
-            self.events.put_targets(
-                Rule=rule, Targets=[{"Id": policies.WATCH_TARGET_ID, "Arn": queue_arn}]
+        """The rule's one target is the watch queue, with no other field: reported, created,
+        or fixed when asked."""
+        watch_routes.targets_ensure(
+            self.events,
+            self.report.add,
+            rule=rule or self.name,
+            expected=watch_routes.changes_target(queue_arn),
+            label=label,
+            check_only=self.check_only,
+            fix=self.fix,
+        )
+
+    # -- tampering: changes to the machinery, to the same queue (issue 12) ---------------------
+
+    def _changes_rule(self, queue_arn: str) -> str:
+        """The rule for every write to the profile's machinery → its ARN."""
+        name = watch_routes.changes_rule_name(self.target.role_name)
+        exists = watch_routes.rule_ensure(
+            self.events,
+            self.report.add,
+            name=name,
+            pattern=watch_routes.changes_event_pattern(self.target),
+            description=f"Changes to the break-glass machinery of {self.target.role_arn}",
+            label="changes rule",
+            check_only=self.check_only,
+            fix=self.fix,
+        )
+        if exists:
+            self._rule_target(queue_arn, rule=name, label="changes rule")
+        return f"arn:aws:events:{self.target.region}:{self.target.account_id}:rule/{name}"
+
+    def _forwarder(self) -> None:
+        """IAM's us-east-1 events (machinery changes, the sessions' IAM calls) to the profile's
+        region, through the forwarder role."""
+        add = self.report.add
+        watch_routes.forwarder_role_ensure(
+            self.iam, add, self.target, check_only=self.check_only, fix=self.fix
+        )
+        name = watch_routes.forwarder_rule_name(self.target.role_name)
+        exists = watch_routes.rule_ensure(
+            self.forward_events,
+            add,
+            name=name,
+            pattern=watch_routes.forwarder_event_pattern(self.target),
+            description=f"IAM events of {self.target.role_arn} to {self.target.region}",
+            label="forwarder rule",
+            check_only=self.check_only,
+            fix=self.fix,
+        )
+        if exists:
+            watch_routes.targets_ensure(
+                self.forward_events,
+                add,
+                rule=name,
+                expected=watch_routes.forwarder_target(self.target),
+                label="forwarder rule",
+                check_only=self.check_only,
+                fix=self.fix,
             )
-        self.report.add(f"{label} target", "fixed" if ours else "created", queue_arn)
 
     # -- activity: every call of the role's sessions, to the same watch queue ------------------
 

@@ -19,6 +19,16 @@ class AwsConnection:
 
 
 @dataclass(frozen=True)
+class OfflineCredential:
+    """One live offline kit of a profile (issue 18): its IAM user and the key and MFA device the
+    user must hold. Not secret: the secrets exist only sealed in the kit."""
+
+    principal_arn: str
+    access_key_id: str
+    mfa_serial: str
+
+
+@dataclass(frozen=True)
 class AwsTarget:
     """One access profile: the break-glass role and the principal allowed to assume it."""
 
@@ -29,6 +39,8 @@ class AwsTarget:
     max_session_seconds: int  # the role's MaxSessionDuration (>= 3600 on AWS)
     # The role's protective boundary also denies the persistence moves (new users, keys …).
     protect_persistence: bool = True
+    # The offline kits' users the role also trusts (with MFA and an `offline-` source identity).
+    offline_credentials: tuple[OfflineCredential, ...] = ()
 
     @property
     def role_name(self) -> str:
@@ -44,6 +56,18 @@ class PrincipalKeys:
 
 
 @dataclass(frozen=True)
+class SessionScope:
+    """What a grant's sessions may do within the role (a session policy), and from where."""
+
+    name: str
+    policy: dict | None = None  # inline session policy document, validated
+    managed_policy_arns: tuple[str, ...] = ()  # passed as PolicyArns
+    # Each tuple is one list of allowed CIDRs (the profile's, the scope's): a call must come
+    # from inside every one of them.
+    networks: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
 class Grant:
     """One approved request, as the engine needs to see it."""
 
@@ -51,6 +75,7 @@ class Grant:
     session_name: str  # RoleSessionName, already valid [\w+=,.@-]{2,64}
     tags: dict[str, str]  # session tags: request id, ticket, requester
     expires_at: datetime  # aware UTC
+    scope: SessionScope | None = None  # None: the whole role, from anywhere
 
 
 @dataclass(frozen=True)

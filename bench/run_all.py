@@ -17,9 +17,12 @@ SCRIPTS = [
     "bench_timeline.py",
     "bench_aws_engine.py",
     "bench_worker.py",
+    "bench_access.py",
     "bench_api.py",
     "bench_dashboard.py",
     "bench_watch.py",
+    "bench_activity.py",
+    "bench_signatures.py",
 ]
 TIME_LIMIT = 900
 

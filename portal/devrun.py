@@ -47,6 +47,10 @@ def sandbox_env() -> dict[str, str]:
     env.setdefault("BREAKGLASS_AWS_PROVISIONER_CREDENTIALS_FILE", str(state / "provisioner.json"))
     env.setdefault("BREAKGLASS_AWS_PRINCIPAL_CREDENTIALS_FILE", str(state / "principals.json"))
     env.setdefault("BREAKGLASS_AWS_PROPAGATION_TIMEOUT_SECONDS", "0")
+    # The sandbox's event history lags its calls by milliseconds, not AWS's minutes.
+    env.setdefault("BREAKGLASS_ACTIVITY_BACKSTOP_SETTLE_SECONDS", "5")
+    # The bucket the sandbox bootstrap creates for the timeline's checkpoints (Object Lock).
+    env.setdefault("BREAKGLASS_ANCHOR_BUCKET", "breakglass-sandbox-anchor")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -129,6 +133,7 @@ def _components_start(start: Callable[..., None], env: dict[str, str]) -> None:
     run_step(["manage.py", "seed_demo"], env)
     run_step(["manage.py", "provision_profile", "sandbox"], env)
     start("web on http://" + WEB_ADDRESS, ["manage.py", "runserver", WEB_ADDRESS, "--noreload"])
+    # It consumes the grants queue first (settings.CELERY_TASK_QUEUES): grants never wait.
     start("worker", ["-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO"])
     start(
         "beat",

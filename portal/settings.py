@@ -9,15 +9,20 @@ import ipaddress
 from pathlib import Path
 
 import dj_database_url
-from django.core.management.utils import get_random_secret_key
+from kombu import Exchange, Queue
 
 from portal.env import (
     ImproperlyConfiguredEnv,
     env_bool,
-    env_fernet_keys,
     env_int,
     env_list,
     env_str,
+)
+from portal.settings_security import (
+    encryption_keys_setting,
+    env_signing_keys,
+    secret_key_setting,
+    signing_keys_setting,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -35,39 +40,12 @@ if PRODUCTION and DEBUG:
 # Debug pages and error reports also hide the passwords inside URLs (DATABASE_URL, the broker).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.error_reports.UrlPasswordCleansingFilter"
 
-
-def _development_secret(file_name: str, generate) -> str:
-    """A secret kept under var/ so development restarts keep sessions and ciphertexts valid."""
-    path = VAR_DIR / file_name
-    if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(generate())
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-def _generate_fernet_key() -> str:
-    from cryptography.fernet import Fernet
-
-    return Fernet.generate_key().decode()
-
-
-SECRET_KEY = env_str("DJANGO_SECRET_KEY")
-if SECRET_KEY is None:
-    if PRODUCTION:
-        raise ImproperlyConfiguredEnv("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required")
-    SECRET_KEY = _development_secret("secret.key", get_random_secret_key)
-
-# Fernet keys, newest first; older keys still decrypt so keys can be rotated (new key first,
-# `manage.py rotate_encryption_keys`, then drop the old one). Checked here, at start-up, so a
-# malformed key stops `manage.py check` instead of failing the first encryption with a 500.
-ENCRYPTION_KEYS = env_fernet_keys("BREAKGLASS_ENCRYPTION_KEYS")
-if not ENCRYPTION_KEYS:
-    if PRODUCTION:
-        raise ImproperlyConfiguredEnv(
-            "BREAKGLASS_ENCRYPTION_KEYS (or BREAKGLASS_ENCRYPTION_KEYS_FILE) is required"
-        )
-    ENCRYPTION_KEYS = [_development_secret("encryption.key", _generate_fernet_key)]
+# The portal's own keys (portal/settings_security.py): required in production, generated under
+# var/ in development.
+SECRET_KEY = secret_key_setting(PRODUCTION, VAR_DIR)
+ENCRYPTION_KEYS = encryption_keys_setting(PRODUCTION, VAR_DIR)
+SIGNING_KEYS = signing_keys_setting(PRODUCTION, VAR_DIR)
+SIGNING_PUBLIC_KEYS = env_signing_keys("BREAKGLASS_SIGNING_PUBLIC_KEYS")
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 
@@ -95,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "approvals.web.middleware.AdministrationActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -178,12 +157,38 @@ if CELERY_BROKER_URL == "filesystem://":
         "processed_folder": str(_celery_dir / "processed"),
         "control_folder": str(_celery_dir / "control"),
         "store_processed": False,
+        # The worker looks for work this often (kombu's default is 1 s: a second per message).
+        "polling_interval": env_int("BREAKGLASS_BROKER_POLL_MS", 50, minimum=1) / 1000,
     }
+    # The same transport, serving the queues in the order the worker consumes them (grants first).
+    CELERY_BROKER_TRANSPORT = "portal.broker:PriorityFilesystemTransport"
 else:
     # Redis redelivers an unacknowledged message after this long; it must exceed the longest
     # ETA we schedule (a revocation at a 12 h grant's deadline) or it would be duplicated.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 13 * 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 13 * 3600,
+        # BRPOP on the queues in the order the worker consumes them (grants first), not in turn.
+        "queue_order_strategy": "priority",
+    }
 CELERY_TASK_DEFAULT_QUEUE = env_str("BREAKGLASS_CELERY_QUEUE", "breakglass")
+# Activations and revocations have a queue of their own, which every worker consumes first: a
+# grant never waits behind notices, webhooks or the watch (see portal/broker.py).
+CELERY_GRANTS_QUEUE = env_str(
+    "BREAKGLASS_CELERY_GRANTS_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-grants"
+)
+if CELERY_GRANTS_QUEUE == CELERY_TASK_DEFAULT_QUEUE:
+    raise ImproperlyConfiguredEnv("BREAKGLASS_CELERY_GRANTS_QUEUE must differ from the main queue")
+# Each queue on its own exchange and key, so no message is ever routed to both.
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name), routing_key=name)
+    for name in (CELERY_GRANTS_QUEUE, CELERY_TASK_DEFAULT_QUEUE)
+)
+CELERY_TASK_ROUTES = {
+    "approvals.activate_request": {"queue": CELERY_GRANTS_QUEUE},
+    "approvals.revoke_request": {"queue": CELERY_GRANTS_QUEUE},
+    "approvals.extension_apply": {"queue": CELERY_GRANTS_QUEUE},
+    "approvals.extensions_time_out": {"queue": CELERY_GRANTS_QUEUE},
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -196,6 +201,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Break-glass workflow -------------------------------------------------------------------
 APPROVAL_TIMEOUT_MINUTES = env_int("BREAKGLASS_APPROVAL_TIMEOUT_MINUTES", 30, minimum=1)
+# An extension waits this long for its signatures at most, and never past the grant's end.
+EXTENSION_APPROVAL_MINUTES = env_int("BREAKGLASS_EXTENSION_APPROVAL_MINUTES", 15, minimum=1)
 APPROVERS_GROUP = env_str("BREAKGLASS_APPROVERS_GROUP", "approvers")
 AUDITORS_GROUP = env_str("BREAKGLASS_AUDITORS_GROUP", "auditors")
 
@@ -334,6 +341,30 @@ WATCH_VISIBILITY_TIMEOUT_SECONDS = env_int(
 )
 WATCH_STALE_SECONDS = env_int("BREAKGLASS_WATCH_STALE_SECONDS", 60, minimum=5)
 GUARD_INTERVAL_SECONDS = env_int("BREAKGLASS_GUARD_INTERVAL_SECONDS", 300, minimum=10)
+# The activity backstop reads CloudTrail's event history (LookupEvents) every BACKSTOP seconds
+# for calls the watch queue never received, up to SETTLE seconds ago (the history lags the calls:
+# up to 15 min on AWS), at most MAX_PAGES pages of 50 events per region and run, PACE ms apart
+# (AWS allows about two LookupEvents a second). A profile's first look reaches LOOKBACK back.
+ACTIVITY_BACKSTOP_SECONDS = env_int("BREAKGLASS_ACTIVITY_BACKSTOP_SECONDS", 60, minimum=1)
+ACTIVITY_BACKSTOP_SETTLE_SECONDS = env_int(
+    "BREAKGLASS_ACTIVITY_BACKSTOP_SETTLE_SECONDS", 900, minimum=0
+)
+ACTIVITY_BACKSTOP_LOOKBACK_SECONDS = env_int(
+    "BREAKGLASS_ACTIVITY_BACKSTOP_LOOKBACK_SECONDS", 3600, minimum=0
+)
+ACTIVITY_BACKSTOP_MAX_PAGES = env_int("BREAKGLASS_ACTIVITY_BACKSTOP_MAX_PAGES", 20, minimum=1)
+ACTIVITY_BACKSTOP_PACE_MS = env_int("BREAKGLASS_ACTIVITY_BACKSTOP_PACE_MS", 500, minimum=0)
+
+# --- Signed timeline checkpoints ---------------------------------------------------------------
+# Every INTERVAL seconds (when the record has grown) and whenever a request ends, the worker signs
+# a checkpoint of every chain head and publishes it to the S3 bucket below, which must have Object
+# Lock in COMPLIANCE mode (`manage.py provision_anchor` makes it), and to the webhooks.
+# Without a bucket, checkpoints are stored and sent to the webhooks only.
+CHECKPOINT_INTERVAL_SECONDS = env_int("BREAKGLASS_CHECKPOINT_INTERVAL_SECONDS", 300, minimum=10)
+ANCHOR_BUCKET = env_str("BREAKGLASS_ANCHOR_BUCKET", "")
+ANCHOR_PREFIX = env_str("BREAKGLASS_ANCHOR_PREFIX", "breakglass/")
+ANCHOR_REGION = env_str("BREAKGLASS_ANCHOR_REGION", "eu-west-1")
+ANCHOR_RETENTION_DAYS = env_int("BREAKGLASS_ANCHOR_RETENTION_DAYS", 400, minimum=1)
 
 # --- Celery beat: everything periodic, in one place ----------------------------------------------
 # Beat only sends these messages; the worker runs them (so beat holds no AWS keys). A periodic
@@ -355,6 +386,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.guard_check",
         "schedule": float(GUARD_INTERVAL_SECONDS),
         "options": {"expires": float(GUARD_INTERVAL_SECONDS)},
+    },
+    "activity-backstop": {
+        "task": "approvals.activity_backstop",
+        "schedule": float(ACTIVITY_BACKSTOP_SECONDS),
+        "options": {"expires": float(ACTIVITY_BACKSTOP_SECONDS)},
+    },
+    "timeline-checkpoint": {
+        "task": "approvals.timeline_checkpoint",
+        "schedule": float(CHECKPOINT_INTERVAL_SECONDS),
+        "options": {"expires": float(CHECKPOINT_INTERVAL_SECONDS)},
     },
 }
 

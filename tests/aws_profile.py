@@ -8,6 +8,7 @@ import boto3
 from botocore.config import Config
 
 from approvals.models import AccessProfile
+from tests.administration import administration_alarms_cleared
 
 
 @dataclass
@@ -60,6 +61,7 @@ def sandbox_profile(
         max_duration_minutes=60,
         approver_group=approver_group,
     )
+    administration_alarms_cleared()
     env = {
         "BREAKGLASS_AWS_ENDPOINT_URL": aws_sandbox.endpoint_url,
         "BREAKGLASS_AWS_BROKER_CREDENTIALS_FILE": str(broker),

@@ -11,6 +11,7 @@ from django_otp.oath import TOTP
 from approvals.models import AccessProfile, SealedTOTPDevice
 from approvals.services.identity import totp_device_set
 from approvals.services.requests import request_open
+from tests.administration import administration_alarms_cleared
 
 pytest_plugins = ["tests.sandbox_plugin"]
 
@@ -79,7 +80,7 @@ def cast(db) -> Cast:
         max_duration_minutes=60,
         approver_group=approvers,
     )
-    return Cast(
+    cast = Cast(
         profile=profile,
         requester=make_user("rita"),
         alice=make_user("alice", approvers),
@@ -88,3 +89,5 @@ def cast(db) -> Cast:
         outsider=make_user("oscar"),
         auditor=make_user("audrey", auditors),
     )
+    administration_alarms_cleared()
+    return cast

@@ -37,6 +37,7 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
             "BREAKGLASS_TEST_CHILD": "true",
             "DATABASE_URL": database_url(),
             "BREAKGLASS_CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+            "BREAKGLASS_CELERY_GRANTS_QUEUE": settings.CELERY_GRANTS_QUEUE,
             "BREAKGLASS_TEST_VAR_DIR": str(settings.VAR_DIR),
             "PYTHONUNBUFFERED": "1",
         }
@@ -108,9 +109,10 @@ class ManagedProcess:
 
 
 def celery_worker(log_dir: Path, env: dict[str, str], *, name: str = "worker") -> ManagedProcess:
-    queue = env["BREAKGLASS_CELERY_QUEUE"]
+    """A worker consuming the grants queue first, then the rest (as `make run`'s does)."""
+    queues = f"{env['BREAKGLASS_CELERY_GRANTS_QUEUE']},{env['BREAKGLASS_CELERY_QUEUE']}"
     command = [
-        sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queue,
+        sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queues,
         "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
         "-n", f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
     ]  # fmt: skip

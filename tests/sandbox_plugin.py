@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from awsaccess import policies
 from awsaccess.provisioning import profile_provision
 from awsaccess.sandbox.__main__ import wait_until_up
 from awsaccess.sandbox.bootstrap import SandboxState, bootstrap
@@ -139,7 +141,32 @@ class AwsSandbox:
             RoleName=role_name,
             PolicyArn=f"arn:aws:iam::{self.account_id}:policy/breakglass-sandbox-role-permissions",
         )
+        self.watch_queue_clear(target)
         return ExtraTarget(target, keys)
+
+    def trail_idle(self, timeout: float = 10.0) -> None:
+        """Until the sandbox's trail worker has delivered every call served so far (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            url = f"{self.endpoint_url}/_sandbox/cloudtrail"
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback)
+                if not json.loads(response.read())["pending"]:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError("the sandbox's trail worker did not catch up")
+
+    def watch_queue_clear(self, target: AwsTarget) -> None:
+        """Drop what provisioning itself put on a new watch queue (its own changes to the
+        machinery are tampering alarms on a real account, acknowledged once)."""
+        self.trail_idle()
+        sqs = self.client("sqs", region_name=target.region)
+        url = sqs.get_queue_url(QueueName=policies.watch_name(target.role_name))["QueueUrl"]
+        for _ in range(100):  # deleting messages is not a change to the queue (a purge is)
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages")
+            if not messages:
+                return
+            for message in messages:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from approvals import selectors
 from approvals.models import (
     JUSTIFICATION_MAX_LENGTH,
     MAX_PROFILE_DURATION_MINUTES,
@@ -9,9 +10,12 @@ from approvals.models import (
     TICKET_MAX_LENGTH,
     AccessProfile,
     AccessRequest,
+    AccessScope,
     AlarmStatus,
     Approval,
+    ExtensionStatus,
     SecurityAlarm,
+    SessionActivity,
     Status,
     TimelineEvent,
 )
@@ -40,7 +44,29 @@ class CallerSerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
+class ScopeSerializer(serializers.ModelSerializer):
+    default = serializers.BooleanField(source="is_default")
+    policy = serializers.JSONField(source="policy_document", allow_null=True)
+    managed_policy_arns = serializers.ListField(child=serializers.CharField())
+    networks = serializers.ListField(
+        source="allowed_networks",
+        child=serializers.CharField(),
+        help_text="CIDRs within the profile's own; empty: the profile's.",
+    )
+
+    class Meta:
+        model = AccessScope
+        fields = ["name", "description", "default", "policy", "managed_policy_arns", "networks"]
+
+
 class ProfileSerializer(serializers.ModelSerializer):
+    scopes = ScopeSerializer(many=True, read_only=True)
+    networks = serializers.ListField(
+        source="allowed_networks",
+        child=serializers.CharField(),
+        help_text="CIDRs its sessions may call AWS from; empty: anywhere.",
+    )
+
     class Meta:
         model = AccessProfile
         fields = [
@@ -50,6 +76,8 @@ class ProfileSerializer(serializers.ModelSerializer):
             "region",
             "max_duration_minutes",
             "required_approvals",
+            "scopes",
+            "networks",
         ]
 
 
@@ -63,6 +91,13 @@ class RequestOpenSerializer(serializers.Serializer):
         required=False,
         help_text="Username of the person who needs access (integration keys only, required).",
     )
+    scope = serializers.CharField(
+        max_length=50,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="One of the profile's scopes; omitted: the profile's default scope.",
+    )
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -71,6 +106,26 @@ class ApprovalSerializer(serializers.ModelSerializer):
     class Meta:
         model = Approval
         fields = ["approver", "decision", "reason", "created_at"]
+
+
+class ExtensionSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=ExtensionStatus.choices)
+    minutes = serializers.IntegerField()
+    reason = serializers.CharField()
+    requester = serializers.CharField(source="requester_name")
+    created_at = serializers.DateTimeField()
+    approval_deadline = serializers.DateTimeField()
+    from_expires_at = serializers.DateTimeField()
+    to_expires_at = serializers.DateTimeField()
+    applied_at = serializers.DateTimeField(allow_null=True)
+    failure_reason = serializers.CharField(allow_blank=True)
+    approvals = ApprovalSerializer(many=True, read_only=True)
+
+
+class ExtensionAskSerializer(serializers.Serializer):
+    minutes = serializers.IntegerField(min_value=1, max_value=MAX_PROFILE_DURATION_MINUTES)
+    reason = serializers.CharField(max_length=REASON_MAX_LENGTH)
 
 
 class RequestSerializer(serializers.ModelSerializer):
@@ -83,6 +138,12 @@ class RequestSerializer(serializers.ModelSerializer):
     required_approvals = serializers.IntegerField(source="profile.required_approvals")
     time_to_access_ms = serializers.IntegerField(allow_null=True)
     time_to_revoke_ms = serializers.IntegerField(allow_null=True)
+    scope = serializers.CharField(source="scope.name", allow_null=True, default=None)
+    scope_content = serializers.SerializerMethodField(
+        help_text="What the sessions may do and from where, as signed: name, policy, "
+        "managed_policy_arns, profile_networks, scope_networks (null: the whole role, anywhere)."
+    )
+    extensions = ExtensionSerializer(many=True, read_only=True)
 
     class Meta:
         model = AccessRequest
@@ -107,8 +168,14 @@ class RequestSerializer(serializers.ModelSerializer):
             "failure_reason",
             "time_to_access_ms",
             "time_to_revoke_ms",
+            "scope",
+            "scope_content",
+            "extensions",
         ]
         read_only_fields = fields
+
+    def get_scope_content(self, access_request: AccessRequest) -> dict | None:
+        return access_request.scope_content()
 
 
 class RequestFilterSerializer(serializers.Serializer):
@@ -222,3 +289,83 @@ class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "failing"])
     reasons = serializers.ListField(child=serializers.CharField())
     components = HealthComponentSerializer(many=True)
+
+
+class ActivitySerializer(serializers.ModelSerializer):
+    outcome = serializers.SerializerMethodField(
+        help_text="allowed; denied (AWS refused the session's permissions, e.g. after "
+        "revocation); failed (another AWS error, see error_code)."
+    )
+    mutating = serializers.BooleanField(
+        read_only=True, help_text="Not read-only (an unknown read-only flag counts as mutating)."
+    )
+    resources = serializers.JSONField(
+        read_only=True, help_text="CloudTrail's resources list (may be empty)."
+    )
+    request_parameters = serializers.JSONField(
+        read_only=True,
+        allow_null=True,
+        help_text="CloudTrail's requestParameters, scrubbed of secrets, bounded.",
+    )
+    sealed_by = serializers.IntegerField(
+        source="seal.sequence",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="Sequence of the timeline event whose hash covers this call (null: not yet).",
+    )
+
+    class Meta:
+        model = SessionActivity
+        fields = [
+            "event_id",
+            "event_time",
+            "service",
+            "action",
+            "region",
+            "source_ip",
+            "user_agent",
+            "resources",
+            "request_parameters",
+            "outcome",
+            "error_code",
+            "error_message",
+            "read_only",
+            "mutating",
+            "session_arn",
+            "access_key_id",
+            "source_identity",
+            "unexplained",
+            "source",
+            "received_at",
+            "sealed_by",
+        ]
+        read_only_fields = fields
+
+    def get_outcome(self, call: SessionActivity) -> str:
+        return selectors.call_outcome(call)
+
+
+def _true_or_false(name: str) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=["true", "false"],
+        required=False,
+        help_text=f"true: only {name} calls; false: only the others.",
+        error_messages={"invalid_choice": '"{input}" is not valid: use true or false.'},
+    )
+
+
+class ActivityFilterSerializer(serializers.Serializer):
+    mutating = _true_or_false("mutating (not read-only)")
+    errors = _true_or_false("refused or failed (an AWS error code)")  # type: ignore[assignment]  # the filter's public name; the metaclass pops declared fields, so Serializer.errors stays intact
+
+    # A misspelt filter would otherwise return every call, as if nothing matched it.
+    _PAGING = frozenset({"cursor", "page_size", "format"})
+
+    def validate(self, attrs: dict) -> dict:
+        unknown = sorted(set(self.initial_data) - set(self.fields) - self._PAGING)
+        if unknown:
+            raise serializers.ValidationError(
+                f"unknown parameter(s): {', '.join(unknown)}; filter with mutating or errors"
+            )
+        return {name: value == "true" for name, value in attrs.items()}

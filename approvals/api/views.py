@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
@@ -17,6 +17,8 @@ from rest_framework.viewsets import GenericViewSet
 from approvals import selectors
 from approvals.api.authentication import Caller, caller_of
 from approvals.api.serializers import (
+    ActivityFilterSerializer,
+    ActivitySerializer,
     AlarmAcknowledgeSerializer,
     AlarmFilterSerializer,
     AlarmSerializer,
@@ -59,14 +61,39 @@ def _visible_requests(caller: Caller) -> QuerySet[AccessRequest]:
     return selectors.requests_visible(scope=selectors.viewer_scope(user=caller.user))
 
 
-class RequestCursor(CursorPagination):
+class CheckedCursor(CursorPagination):
+    """A cursor is client text: a position that is not a value of the ordering field (a forged
+    `p=garbage`) is an invalid cursor (404) like any other, not a failed query (500)."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.position_field = queryset.model._meta.get_field(self.ordering[0].lstrip("-"))
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request):
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                self.position_field.to_python(cursor.position)
+            except (DjangoValidationError, ValueError):
+                raise exceptions.NotFound(self.invalid_cursor_message) from None
+        return cursor
+
+
+class RequestCursor(CheckedCursor):
     ordering = ("-created_at", "-id")
     page_size = 25
     page_size_query_param = "page_size"
     max_page_size = 100
 
 
-class AlarmCursor(CursorPagination):
+class ActivityCursor(CheckedCursor):
+    ordering = ("event_time", "id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class AlarmCursor(CheckedCursor):
     ordering = ("-opened_at", "-id")
     page_size = 25
     page_size_query_param = "page_size"
@@ -161,6 +188,7 @@ class RequestViewSet(GenericViewSet):
                 ticket=values["ticket"],
                 justification=values["justification"],
                 duration_minutes=values["duration_minutes"],
+                scope=values.get("scope"),
                 opened_by=caller.integration.name if caller.integration else "",
                 actor=None if caller.integration else caller.user,
                 source=source,
@@ -306,6 +334,23 @@ class RequestViewSet(GenericViewSet):
                 }
             ).data
         )
+
+    @extend_schema(
+        summary="The AWS calls the request's sessions made, oldest first (cursor pagination)",
+        description="Every CloudTrail-recorded call of a session carrying this request's source "
+        "identity, including calls AWS refused (after revocation: outcome denied). Filters: "
+        "mutating=true|false, errors=true|false. Same visibility as the request itself.",
+        parameters=[ActivityFilterSerializer],
+        responses={200: ActivitySerializer(many=True), **_errors(400, *AUTHENTICATED_ERRORS, 404)},
+    )
+    @action(detail=True, methods=["get"], pagination_class=ActivityCursor)
+    def activity(self, request: Request, pk: str) -> Response:
+        access_request = self._get(request, pk)
+        filters = ActivityFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        calls = selectors.request_activity(access_request=access_request, **filters.validated_data)
+        page = self.paginate_queryset(calls)
+        return self.get_paginated_response(ActivitySerializer(page, many=True).data)
 
 
 @extend_schema(tags=["alarms"])

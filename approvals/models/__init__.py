@@ -2,11 +2,23 @@
 package). Status is changed only by `approvals.transitions.request_transition`; requests and
 timeline events are immutable once written."""
 
-from approvals.models.activity import ActivitySource, SessionActivity
+from approvals.models.activity import ActivityLookupCursor, ActivitySource, SessionActivity
+from approvals.models.administration import (
+    PersonIdentity,
+    ProfileChange,
+    ProfileChangeStatus,
+    person_identifier_normalise,
+)
 from approvals.models.delivery import (
     NotificationDelivery,
     WebhookDelivery,
     WebhookEndpoint,
+)
+from approvals.models.extensions import (
+    OPEN_EXTENSION_STATUSES,
+    ExtensionApproval,
+    ExtensionStatus,
+    GrantExtension,
 )
 from approvals.models.identity import (
     BackupCode,
@@ -16,6 +28,7 @@ from approvals.models.identity import (
     SealedTOTPDevice,
     SigninThrottle,
 )
+from approvals.models.kits import KitState, OfflineKit, OfflineOpening
 from approvals.models.requests import (
     ALLOWED_TRANSITIONS,
     JUSTIFICATION_MAX_LENGTH,
@@ -29,13 +42,16 @@ from approvals.models.requests import (
     Approval,
     Decision,
     IssuedCredential,
+    RequestKind,
     Status,
     account_id_validator,
     principal_arn_validator,
     region_validator,
     role_arn_validator,
 )
+from approvals.models.scopes import SCOPE_NAME_PATTERN, AccessScope, scope_content
 from approvals.models.timeline import (
+    TimelineCheckpoint,
     TimelineEvent,
     TimelineEventQuerySet,
     TimelineHead,
@@ -56,12 +72,16 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "JUSTIFICATION_MAX_LENGTH",
     "MAX_PROFILE_DURATION_MINUTES",
+    "OPEN_EXTENSION_STATUSES",
     "REASON_MAX_LENGTH",
+    "SCOPE_NAME_PATTERN",
     "TERMINAL_STATUSES",
     "TICKET_MAX_LENGTH",
     "TICKET_PATTERN",
     "AccessProfile",
     "AccessRequest",
+    "AccessScope",
+    "ActivityLookupCursor",
     "ActivitySource",
     "AlarmStatus",
     "Approval",
@@ -69,20 +89,31 @@ __all__ = [
     "Component",
     "Decision",
     "Drill",
+    "ExtensionApproval",
+    "ExtensionStatus",
+    "GrantExtension",
     "GuardEpisode",
     "Heartbeat",
     "IdempotencyRecord",
     "IntegrationKey",
     "IssuedCredential",
+    "KitState",
     "NotificationDelivery",
     "ObservedUse",
+    "OfflineKit",
+    "OfflineOpening",
+    "PersonIdentity",
     "PersonalToken",
     "PoisonMessage",
+    "ProfileChange",
+    "ProfileChangeStatus",
+    "RequestKind",
     "SealedTOTPDevice",
     "SecurityAlarm",
     "SessionActivity",
     "SigninThrottle",
     "Status",
+    "TimelineCheckpoint",
     "TimelineEvent",
     "TimelineEventQuerySet",
     "TimelineHead",
@@ -90,7 +121,9 @@ __all__ = [
     "WebhookEndpoint",
     "account_id_validator",
     "event_hash",
+    "person_identifier_normalise",
     "principal_arn_validator",
     "region_validator",
     "role_arn_validator",
+    "scope_content",
 ]

@@ -57,3 +57,38 @@ class SessionActivity(models.Model):
     def mutating(self) -> bool:
         """Unknown counts as mutating: a reviewer should look at it."""
         return self.read_only is not True
+
+
+# IAM and the other global services record their calls in us-east-1, whatever the session's
+# region: the backstop reads that region's history too.
+HISTORY_GLOBAL_REGION = "us-east-1"
+
+
+def history_regions(profile: AccessProfile) -> list[str]:
+    """The regions whose CloudTrail history holds calls of the profile's sessions."""
+    return list(dict.fromkeys([profile.region, HISTORY_GLOBAL_REGION]))
+
+
+class ActivityLookupCursor(models.Model):
+    """How far the LookupEvents backstop has read CloudTrail's history for one profile in one
+    region: every event of the role's sessions from `covered_from` up to `complete_until` is on
+    the record (or was looked at and found to be someone else's)."""
+
+    profile = models.ForeignKey(AccessProfile, on_delete=models.CASCADE, related_name="cursors")
+    region = models.CharField(max_length=32)
+    covered_from = models.DateTimeField(help_text="The first look began here.")
+    complete_until = models.DateTimeField()
+    window_end = models.DateTimeField(
+        null=True, blank=True, help_text="End of the window being read, while unfinished."
+    )
+    next_token = models.TextField(blank=True, help_text="Where the unfinished window resumes.")
+    looked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "region"], name="one_cursor_per_region")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile} {self.region}: complete until {self.complete_until}"

@@ -5,12 +5,14 @@ import json
 import uuid
 from datetime import datetime
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from awsaccess.types import AwsTarget
+from approvals.models.scopes import networks_validator, scope_content
+from awsaccess.types import AwsTarget, OfflineCredential
 
 TICKET_PATTERN = r"^[A-Z][A-Z0-9]{1,15}-[0-9]{1,10}$"
 TICKET_MAX_LENGTH = 32
@@ -61,6 +63,11 @@ ALLOWED_TRANSITIONS: dict[Status, frozenset[Status]] = {
 TERMINAL_STATUSES = frozenset(s for s, targets in ALLOWED_TRANSITIONS.items() if not targets)
 
 
+class RequestKind(models.TextChoices):
+    PORTAL = "portal"  # asked for, signed and granted through the portal
+    OFFLINE = "offline"  # an offline kit's opening, recorded when the portal saw it (issue 18)
+
+
 class AccessProfile(models.Model):
     """One break-glass role in one AWS account, and who may approve its use."""
 
@@ -91,12 +98,28 @@ class AccessProfile(models.Model):
     chat_webhook_url = models.URLField(
         max_length=500, blank=True, help_text="Slack-compatible incoming webhook for this profile."
     )
+    allowed_networks = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[networks_validator],
+        help_text=(
+            "CIDRs the grants' sessions may call AWS from (calls AWS services make on their "
+            "behalf excepted); empty: anywhere. Set with manage.py profile_networks."
+        ),
+    )
     deny_persistence = models.BooleanField(
         default=True,
         help_text=(
             "The role's protective boundary also denies the persistence moves (new IAM users, "
             "access keys, login profiles, widened policies or trust). Re-run provisioning after "
             "changing it."
+        ),
+    )
+    role_policy_arns = models.TextField(
+        blank=True,
+        help_text=(
+            "The managed policies the role should hold, one ARN per line: the guard alarms on any "
+            "other attached, or any of these detached. Empty: not compared."
         ),
     )
 
@@ -127,6 +150,19 @@ class AccessProfile(models.Model):
             principal_arn=self.principal_arn,
             max_session_seconds=self.role_max_session_seconds,
             protect_persistence=self.deny_persistence,
+            offline_credentials=self.offline_credentials(),
+        )
+
+    def offline_credentials(self) -> tuple[OfflineCredential, ...]:
+        """The live offline kits of every profile on this role: the role trusts all their users."""
+        kits = (
+            apps.get_model("approvals", "OfflineKit")  # approvals.models.kits imports this module
+            .objects.filter(profile__role_arn=self.role_arn)
+            .exclude(state="rotated")
+            .order_by("id")
+        )
+        return tuple(
+            OfflineCredential(kit.principal_arn, kit.access_key_id, kit.mfa_serial) for kit in kits
         )
 
     def clean(self) -> None:
@@ -180,6 +216,20 @@ class AccessRequest(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.TextField(blank=True)
     is_drill = models.BooleanField(default=False)
+    kind = models.CharField(max_length=16, choices=RequestKind.choices, default=RequestKind.PORTAL)
+    scope = models.ForeignKey(
+        "approvals.AccessScope",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="requests",
+        help_text="The scope asked for; what it means is signed with the request.",
+    )
+    granted_scope = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The scope and networks as granted, frozen at activation.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -208,12 +258,15 @@ class AccessRequest(models.Model):
 
     @property
     def source_identity(self) -> str:
-        """What CloudTrail will name the session by (sts:SourceIdentity)."""
+        """What CloudTrail will name the session by (sts:SourceIdentity): an offline opening's
+        is the one its kit chose, so revoking the request denies that session."""
+        if self.kind == RequestKind.OFFLINE:
+            return self.offline_opening.source_identity
         return str(self.id)
 
     def content_digest(self) -> str:
         """SHA-256 of what an approver signs: a later change to any of it breaks the signature."""
-        content = {
+        content: dict[str, object] = {
             "id": str(self.id),
             "profile": self.profile.slug,
             "account_id": self.profile.account_id,
@@ -227,8 +280,19 @@ class AccessRequest(models.Model):
             "is_drill": self.is_drill,
             "created_at": self.created_at.isoformat(),
         }
+        scope = self.scope_content()
+        if scope is not None:
+            # What the session may do and from where: an edit of the scope (or of the profile's
+            # networks) before activation changes the digest, so earlier signatures stop counting.
+            content["scope"] = scope
         encoded = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(encoded.encode()).hexdigest()
+
+    def scope_content(self) -> dict | None:
+        """The scope and networks: as granted once activated, else as they stand now."""
+        if self.granted_scope is not None:
+            return dict(self.granted_scope)
+        return scope_content(scope=self.scope, profile_networks=self.profile.allowed_networks)
 
     @property
     def time_to_access_ms(self) -> int | None:
@@ -267,6 +331,13 @@ class Approval(models.Model):
     content_digest = models.CharField(max_length=64)
     created_at = models.DateTimeField()
     source_ip = models.GenericIPAddressField(null=True, blank=True)
+    # The Ed25519 signature made when the code verified (approvals/signatures.py), over
+    # `signed_payload()`; the worker counts no approval whose signature fails.
+    time_step = models.BigIntegerField(
+        null=True, blank=True, help_text="The TOTP time step the code verified in."
+    )
+    signature_key_id = models.CharField(max_length=32, blank=True)
+    signature = models.CharField(max_length=128, blank=True)
 
     class Meta:
         ordering = ["created_at"]
@@ -278,6 +349,19 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.approver_name} {self.decision} {self.request_id}"
+
+    def signed_payload(self) -> dict:
+        """What the approver's signature covers; the timeline event's detail carries the same
+        fields, so anyone can check it with the public key."""
+        return {
+            "request": str(self.request_id),
+            "content_digest": self.content_digest,
+            "approver_id": self.approver_id,
+            "device": self.device_id,
+            "time_step": self.time_step,
+            "decision": str(self.decision),
+            "signed_at": self.created_at.isoformat(timespec="microseconds"),
+        }
 
 
 class IssuedCredential(models.Model):

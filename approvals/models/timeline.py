@@ -79,6 +79,66 @@ class TimelineHead(models.Model):
         return f"{self.chain}@{self.sequence}"
 
 
+class TimelineCheckpoint(models.Model):
+    """A signed statement of every chain head at one moment, published outside the database.
+
+    `header` is what the signature covers (approvals/services/checkpoints.py); it names the
+    SHA-256 of the canonical head list, which only the newest checkpoint keeps here (every one is
+    kept whole in the anchor bucket).
+    """
+
+    sequence = models.PositiveBigIntegerField(unique=True)
+    created_at = models.DateTimeField()
+    header = models.JSONField()
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the signed header.")
+    key_id = models.CharField(max_length=32)
+    signature = models.CharField(max_length=128)
+    heads = models.JSONField(null=True, blank=True)
+    anchor_key = models.CharField(max_length=300, blank=True)
+    anchor_version = models.CharField(max_length=200, blank=True)
+    anchored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["sequence"]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.sequence}"
+
+
+# The one canonical JSON of the chain formula (the README publishes it).
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def event_hash_of(
+    chain: str,
+    sequence: int,
+    prev_hash: str,
+    created_at_text: str,
+    actor_name: str,
+    code: str,
+    outcome: str,
+    detail: dict,
+    source_ip: str | None,
+    user_agent: str,
+) -> str:
+    """The formula, positional and with the time already as text: the verifier's inner loop."""
+    payload = _canonical(
+        [
+            chain,
+            sequence,
+            prev_hash,
+            created_at_text,
+            actor_name,
+            code,
+            outcome,
+            detail,
+            source_ip or "",
+            user_agent,
+        ]
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
 def event_hash(
     *,
     chain: str,
@@ -93,21 +153,15 @@ def event_hash(
     user_agent: str,
 ) -> str:
     """SHA-256 over a canonical JSON of everything an event says, and the previous hash."""
-    payload = json.dumps(
-        [
-            chain,
-            sequence,
-            prev_hash,
-            created_at.isoformat(timespec="microseconds"),
-            actor_name,
-            code,
-            outcome,
-            detail,
-            source_ip or "",
-            user_agent,
-        ],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+    return event_hash_of(
+        chain,
+        sequence,
+        prev_hash,
+        created_at.isoformat(timespec="microseconds"),
+        actor_name,
+        code,
+        outcome,
+        detail,
+        source_ip,
+        user_agent,
     )
-    return hashlib.sha256(payload.encode()).hexdigest()

@@ -4,7 +4,7 @@ messages, and drills."""
 from django.conf import settings
 from django.db import models
 
-from approvals.models.requests import AccessProfile, AccessRequest
+from approvals.models.requests import AccessProfile, AccessRequest, RequestKind
 
 
 class Component(models.TextChoices):
@@ -136,6 +136,16 @@ class Drill(models.Model):
     time_to_revoke_ms = models.PositiveIntegerField(null=True, blank=True)
     time_to_refused_ms = models.PositiveIntegerField(
         null=True, blank=True, help_text="Revoke click until AWS refused the credentials."
+    )
+    # Which path was rehearsed: the portal's, or the offline kit's (issue 18), whose time to
+    # access runs from the command to working credentials.
+    path = models.CharField(max_length=16, choices=RequestKind.choices, default=RequestKind.PORTAL)
+    kit = models.ForeignKey(
+        "approvals.OfflineKit",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="drills",
     )
 
     class Meta:

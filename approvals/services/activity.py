@@ -23,6 +23,7 @@ from approvals.models import (
     SessionActivity,
     Status,
 )
+from approvals.services import offline_kit
 from approvals.services.alarms import alarm_open
 from approvals.timeline import timeline_append
 from approvals.watch_events import SessionCall
@@ -65,8 +66,16 @@ def session_call_explain(*, call: SessionCall, profile: AccessProfile) -> CallVe
     """A call is explained by an activated request of this profile named by the session's source
     identity, made with the session the portal issued, in the profile's region, before the grant
     ended. A call AWS refused after the grant ended is evidence the revocation worked: no alarm."""
-    access_request = _named_request(call, profile)
     session = call.access_key_id or call.session_arn
+    if offline_kit.is_offline_identity(call.source_identity):
+        # A session of an offline kit's opening: its calls go on the opening's record (issue 18).
+        opening = offline_kit.offline_call_request(
+            source_identity=call.source_identity, profile=profile, seen_at=call.event_time
+        )
+        if opening is not None:
+            why = offline_kit.offline_call_unexplained(call=call, access_request=opening)
+            return CallVerdict(opening, why, f"activity:offline:{session}" if why else "")
+    access_request = _named_request(call, profile)
     if call.role_arn != profile.role_arn:
         return CallVerdict(access_request, f"a session of another role ({call.role_arn})", "")
     if access_request is None:
@@ -92,7 +101,13 @@ def session_call_explain(*, call: SessionCall, profile: AccessProfile) -> CallVe
             f"activity:inactive:{session}",
         )
     issued = IssuedCredential.objects.filter(request=access_request).first()
-    if issued is not None and call.access_key_id and call.access_key_id != issued.access_key_id:
+    if (
+        issued is not None
+        and call.access_key_id
+        and call.access_key_id != issued.access_key_id
+        # A session an applied extension replaced with fresh credentials is still the portal's.
+        and not access_request.extensions.filter(replaced_access_key_id=call.access_key_id).exists()
+    ):
         return CallVerdict(
             access_request,
             "made with a session the portal did not issue (another AssumeRole with this "

@@ -16,11 +16,23 @@ from django.utils import timezone
 
 from approvals import rules, selectors
 from approvals.errors import StaleTransition
-from approvals.models import AccessProfile, AccessRequest, Decision, IssuedCredential, Status
+from approvals.models import (
+    AccessProfile,
+    AccessRequest,
+    Decision,
+    IssuedCredential,
+    RequestKind,
+    Status,
+)
 from approvals.sealing import seal
+from approvals.services import fallback
+from approvals.services.alarms import alarm_open
 from approvals.services.lifecycle import request_move
+from approvals.services.persons import signer_same_person_as
 from approvals.services.queue import Job, RetryLater, enqueue_after_commit
 from approvals.services.requests import RequestId, request_locked
+from approvals.services.scopes import scope_freeze, session_scope_of
+from approvals.services.signing import approvals_forgery
 from approvals.timeline import timeline_append
 from awsaccess import runtime
 from awsaccess.engine import GrantExpiredError, PrincipalExpectation
@@ -42,17 +54,18 @@ def _aws_grant(access_request: AccessRequest) -> Grant:
             "requester": access_request.requester_name,
         },
         expires_at=access_request.expires_at,
+        scope=session_scope_of(access_request),
     )
 
 
 def _valid_approval_count(access_request: AccessRequest) -> int:
-    """Approvals that still hold: signed this exact content, by a current, distinct approver."""
+    """Approvals that still hold: signed this exact content, by a current, distinct approver
+    (two accounts of one person count once)."""
     approvals = access_request.approvals.filter(decision=Decision.APPROVE).select_related(
         "approver"
     )
-    return sum(
-        1
-        for approval in approvals
+    counted: list[int | None] = []
+    for approval in approvals.order_by("created_at", "pk"):
         if rules.approval_still_counts(
             access_request=access_request,
             approval=approval,
@@ -60,8 +73,14 @@ def _valid_approval_count(access_request: AccessRequest) -> int:
             and selectors.user_is_approver_for(
                 user=approval.approver, profile=access_request.profile
             ),
-        )
-    )
+            same_person_as=signer_same_person_as(
+                access_request=access_request,
+                signer_id=approval.approver_id,
+                other_signer_ids=counted,
+            ),
+        ):
+            counted.append(approval.approver_id)
+    return len(counted)
 
 
 def request_activate(*, access_request_id: RequestId) -> None:
@@ -74,6 +93,11 @@ def request_activate(*, access_request_id: RequestId) -> None:
         access_request = request_locked(access_request_id)
         if access_request.status != Status.APPROVED:
             return
+        forgery = approvals_forgery(access_request)
+        if forgery is not None:
+            _activation_refuse_forged(access_request, forgery)
+            return
+        scope_freeze(access_request=access_request)  # the digest covers the granted scope now
         valid = _valid_approval_count(access_request)
         expires_at = timezone.now() + timedelta(minutes=access_request.duration_minutes)
         request_move(
@@ -93,6 +117,34 @@ def request_activate(*, access_request_id: RequestId) -> None:
     credentials = _credentials_obtain(access_request)
     if credentials is not None:
         _activation_complete(access_request, credentials)
+
+
+def _activation_refuse_forged(access_request: AccessRequest, forgery: str) -> None:
+    """APPROVED → ACTIVATING → FAILED with an alarm, before any AWS call: approvals that do not
+    verify mean someone wrote them into the database (the caller's transaction)."""
+    reason = f"approvals do not verify: {forgery}"
+    request_move(
+        access_request=access_request,
+        to_status=Status.ACTIVATING,
+        code="approvals.activation.started",
+        detail={"approvals_verified": False},
+    )
+    request_move(
+        access_request=access_request,
+        to_status=Status.FAILED,
+        code="approvals.request.failed",
+        outcome="failure",
+        detail={"reason": reason},
+        fields={"failure_reason": reason},
+    )
+    alarm_open(
+        kind="approval_forged",
+        title=f"Forged approval on request {access_request.ticket}: {forgery}",
+        dedup_key=f"approval-forged:{access_request.pk}",
+        detail={"reason": forgery},
+        profile=access_request.profile,
+        access_request=access_request,
+    )
 
 
 def _credentials_obtain(access_request: AccessRequest) -> IssuedCredentials | None:
@@ -207,6 +259,9 @@ def _principal_expectation(access_request: AccessRequest) -> PrincipalExpectatio
             expires_at__isnull=False,
         )
         .exclude(pk=access_request.pk)
+        # An offline kit's opening holds no grant on this principal: writing one would let the
+        # portal's principal open sessions under the kit's source identity.
+        .exclude(kind=RequestKind.OFFLINE)
         .select_related("profile")
     )
     try:
@@ -227,10 +282,14 @@ def _aws_revoke(access_request: AccessRequest) -> None:
     with transaction.atomic():
         # One revocation per profile at a time: each also rewrites the principal's policies.
         AccessProfile.objects.select_for_update().get(pk=access_request.profile_id)
-        engine.grant_revoke(
+        cut = engine.grant_revoke(
             access_request.profile.aws_target(),
             _aws_grant(access_request),
             principal=_principal_expectation(access_request),
+        )
+    if cut is not None:  # the role was full: every older session died, the live grants' too
+        fallback.grants_reissue_after_cut(
+            revoked=access_request, cut_before=cut, grant_of=_aws_grant
         )
 
 

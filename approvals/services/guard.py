@@ -1,6 +1,9 @@
-"""Guarding the guard: is each profile's watch (trust policy, role policies, EventBridge rule,
-its target, the queue) still what provisioning set up? Any drift is a security alarm naming
-exactly what changed, since disabling the watch is the first thing an attacker would do.
+"""Guarding the guard: is each profile's watch (trust policy, role policies, EventBridge rules,
+their targets, the queue, the trails) still what provisioning set up, and does AWS hold only what
+the database says the portal wrote (grants, revocation denies, the principal's key)? Any drift is
+a security alarm naming exactly what changed, since disabling the watch is the first thing an
+attacker would do. Real-time tampering alarms (services.tampering) come first; this is the
+backstop.
 
 An alarm is raised once per distinct drift and episode: the same drift seen every five minutes
 is one alarm; once the setup is found intact again, a recurrence is a new alarm.
@@ -9,15 +12,24 @@ is one alarm; once the setup is found intact again, a recurrence is a new alarm.
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.utils import timezone
 
-from approvals.models import AccessProfile, Component, GuardEpisode
+from approvals.models import (
+    AccessProfile,
+    AccessRequest,
+    Component,
+    GuardEpisode,
+    RequestKind,
+    Status,
+)
 from approvals.services.alarms import alarm_open
+from approvals.services.grants import _aws_grant
 from approvals.services.liveness import heartbeat
-from awsaccess import runtime
+from awsaccess import policies, runtime
 from awsaccess.errors import AwsError, TransientAwsError
-from awsaccess.watch_integrity import Drift, watch_integrity_check
+from awsaccess.watch_integrity import Drift, GuardExpectation, watch_integrity_check
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +44,55 @@ class GuardResult:
     @property
     def intact(self) -> bool:
         return not self.drifts and not self.error
+
+
+# Statuses whose grant may still be on the principal, and whose deny may be on the role.
+_GRANT_HOLDING = (Status.ACTIVATING, Status.ACTIVE, Status.REVOKING)
+_DENY_HOLDING = (Status.ACTIVATING, Status.REVOKING, Status.REVOKED, Status.FAILED)
+# A deny may be pruned this long before the guard stops requiring it (clock skew, propagation).
+_PRUNE_SLACK = timedelta(minutes=1)
+
+
+def guard_expectation(profile: AccessProfile) -> GuardExpectation:
+    """What AWS should hold for the profile, from the database: the grants of the live requests
+    on its principal, the denies of the requests revoked on its role (profiles may share either),
+    and the one key the portal holds for the principal."""
+    on_principal = (
+        AccessRequest.objects.filter(
+            profile__principal_arn=profile.principal_arn,
+            status__in=_GRANT_HOLDING,
+            expires_at__isnull=False,
+        )
+        .exclude(kind=RequestKind.OFFLINE)
+        .select_related("profile")
+    )  # an offline kit's opening holds no grant on the principal
+    on_role = AccessRequest.objects.filter(
+        profile__role_arn=profile.role_arn, status__in=_DENY_HOLDING
+    ).select_related("profile")
+    now = timezone.now()
+    longest = timedelta(seconds=max(profile.role_max_session_seconds, policies.MIN_SESSION_SECONDS))
+    required = {
+        revoked.source_identity
+        for revoked in on_role
+        if revoked.status == Status.REVOKED
+        and revoked.revoked_at is not None
+        and revoked.expires_at is not None
+        and min(revoked.revoked_at, revoked.expires_at) + longest + policies.REVOCATION_MARGIN
+        > now + _PRUNE_SLACK
+    }
+    try:
+        keys: frozenset[str] | None = frozenset(
+            {runtime.principal_keys(profile.principal_arn).access_key_id}
+        )
+    except runtime.MissingAwsKeys:
+        keys = None
+    return GuardExpectation(
+        live_grants=[_aws_grant(live) for live in on_principal],
+        revoked_request_ids=frozenset(revoked.source_identity for revoked in on_role),
+        required_denies=frozenset(required),
+        access_key_ids=keys,
+        role_policy_arns=frozenset(profile.role_policy_arns.split()) or None,
+    )
 
 
 def guard_check(*, profile_slugs: list[str] | None = None) -> list[GuardResult]:
@@ -49,7 +110,9 @@ def guard_check(*, profile_slugs: list[str] | None = None) -> list[GuardResult]:
         )
         episode_text = episode.isoformat() if episode else "first"
         try:
-            result.drifts = watch_integrity_check(connection, profile.aws_target())
+            result.drifts = watch_integrity_check(
+                connection, profile.aws_target(), guard_expectation(profile)
+            )
         except TransientAwsError as exc:
             # AWS is unreachable right now: the next run checks again.
             result.error = str(exc)

@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 
 from approvals.models import ALLOWED_TRANSITIONS, AccessRequest, Status, TimelineEvent
 from approvals.services.notifications import notify_request_changed
+from approvals.services.queue import Job, enqueue_after_commit
 from approvals.services.webhooks import webhooks_request_changed
 from approvals.timeline import SYSTEM_SOURCE, EventSource
 from approvals.transitions import request_transition
@@ -69,3 +70,7 @@ def request_changed_announce(
         access_request_id=access_request.pk,
         event="opened" if from_status is None else to_status.value,
     )
+    if not ALLOWED_TRANSITIONS[to_status]:
+        # Sealed and checkpointed once ended (issue 14); the periodic checkpoint covers it too
+        # if the broker is down now.
+        enqueue_after_commit(Job.REQUEST_SEAL, access_request.pk, best_effort=True)

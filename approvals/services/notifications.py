@@ -19,7 +19,13 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.utils import timezone
 
-from approvals.models import AccessProfile, AccessRequest, NotificationDelivery, SecurityAlarm
+from approvals.models import (
+    AccessProfile,
+    AccessRequest,
+    GrantExtension,
+    NotificationDelivery,
+    SecurityAlarm,
+)
 from approvals.services import egress
 from approvals.services.queue import Job, RetryLater, enqueue_after_commit
 
@@ -179,6 +185,61 @@ def notify_request_event(*, access_request_id, event: str) -> list[NotificationD
             access_request=access_request,
         )
     return notify(notice)
+
+
+# What people hear about an extension of a grant, by its step.
+EXTENSION_EVENTS = {
+    "requested": "asks for more time: two approvers must sign",
+    "applied": "extended: the deadline moved",
+    "rejected": "extension rejected: the deadline stays",
+    "timed_out": "extension not signed in time: the deadline stays",
+    "failed": "extension could not be applied: the deadline stays",
+}
+
+
+def notify_extension_changed(*, extension_id, event: str) -> None:
+    """Notices of an extension's step, stored in the caller's transaction (never undoing it)."""
+    if event not in EXTENSION_EVENTS:
+        return
+    try:
+        with transaction.atomic():
+            _notify_extension_event(extension_id=extension_id, event=event)
+    except Exception:
+        logger.exception("notices for extension %s (%s) not stored", extension_id, event)
+
+
+def _notify_extension_event(*, extension_id, event: str) -> list[NotificationDelivery]:
+    extension = (
+        GrantExtension.objects.select_related("request__profile", "request__requester")
+        .filter(pk=extension_id)
+        .first()
+    )
+    if extension is None:
+        return []
+    access_request, profile = extension.request, extension.request.profile
+    body = (
+        f"{access_request.ticket} on {profile.slug} {EXTENSION_EVENTS[event]}.\n"
+        f"Asked by {extension.requester_name}: {extension.minutes} more minutes, until "
+        f"{extension.to_expires_at:%Y-%m-%d %H:%M:%S} UTC (now "
+        f"{extension.from_expires_at:%Y-%m-%d %H:%M:%S} UTC).\nReason: {extension.reason}\n"
+        f"Sign before {extension.approval_deadline:%H:%M:%S} UTC: {request_link(access_request)}\n"
+    )
+    requester = () if event == "requested" else tuple(_requester_emails(access_request))
+    headline = EXTENSION_EVENTS[event].split(":")[0]
+    return notify(
+        Notice(
+            event=f"extension.{event}",
+            subject=f"[break-glass] {access_request.ticket} {headline}",
+            body=body,
+            emails=(
+                *requester,
+                *_approver_emails(profile),
+                *_split_emails(profile.notify_emails),
+            ),
+            chats=tuple(_profile_chats(profile)),
+            access_request=access_request,
+        )
+    )
 
 
 def notify_alarm(*, alarm: SecurityAlarm) -> list[NotificationDelivery]:

@@ -24,6 +24,11 @@ class Job(StrEnum):
     WORKER_HEARTBEAT = "approvals.worker_heartbeat"
     WATCH_POLL = "approvals.watch_poll"
     GUARD_CHECK = "approvals.guard_check"
+    TIMELINE_CHECKPOINT = "approvals.timeline_checkpoint"
+    REQUEST_SEAL = "approvals.request_seal"
+    EXTEND = "approvals.extension_apply"
+    EXTENSIONS_TIME_OUT = "approvals.extensions_time_out"
+    ACTIVITY_BACKSTOP = "approvals.activity_backstop"
 
 
 def enqueue_after_commit(

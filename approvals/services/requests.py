@@ -22,6 +22,7 @@ from approvals.models import (
     TICKET_PATTERN,
     AccessProfile,
     AccessRequest,
+    AccessScope,
     Approval,
     Decision,
     IssuedCredential,
@@ -30,8 +31,12 @@ from approvals.models import (
 )
 from approvals.sealing import unseal
 from approvals.services.lifecycle import request_changed_announce, request_move
+from approvals.services.persons import signer_same_person_as
 from approvals.services.queue import Job, enqueue_after_commit
+from approvals.services.scopes import scope_for_request
 from approvals.services.signing import (
+    approval_sign,
+    approval_signed_detail,
     otp_check,
     refusal_raise,
     refusal_record,
@@ -110,8 +115,10 @@ def request_open(
     is_drill: bool = False,
     actor: User | None = None,
     source: EventSource = SYSTEM_SOURCE,
+    scope: str | None = None,
 ) -> AccessRequest:
-    """Open a PENDING request. `actor` differs from `requester` when an integration opens it."""
+    """Open a PENDING request. `actor` differs from `requester` when an integration opens it;
+    `scope` names one of the profile's scopes (None: its default, if it has scopes)."""
     profile = (
         AccessProfile.objects.filter(slug=profile_slug).select_related("approver_group").first()
     )
@@ -120,6 +127,7 @@ def request_open(
     errors = _request_fields_check(
         profile, profile_slug, ticket, justification, duration_minutes, requester
     )
+    chosen_scope = _scope_chosen(profile, scope, errors)
     if errors or profile is None:
         raise RequestInvalid("The request is not valid.", fields=errors)
 
@@ -134,6 +142,7 @@ def request_open(
             justification=justification,
             duration_minutes=duration_minutes,
             is_drill=is_drill,
+            scope=chosen_scope,
             created_at=now,
             approval_deadline=now + timedelta(minutes=settings.APPROVAL_TIMEOUT_MINUTES),
         )
@@ -154,6 +163,19 @@ def request_open(
     return access_request
 
 
+def _scope_chosen(
+    profile: AccessProfile | None, name: str | None, errors: dict[str, list[str]]
+) -> AccessScope | None:
+    """The scope the request asks for; a wrong name joins the other field errors."""
+    if profile is None:
+        return None
+    try:
+        return scope_for_request(profile=profile, name=(name or "").strip() or None)
+    except RequestInvalid as invalid:
+        errors.update(invalid.fields)
+        return None
+
+
 def _opened_detail(access_request: AccessRequest) -> dict[str, Any]:
     """The request's content as its first timeline event records it, with the digest the
     approvers will sign."""
@@ -166,6 +188,7 @@ def _opened_detail(access_request: AccessRequest) -> dict[str, Any]:
         "is_drill": access_request.is_drill,
         "justification": access_request.justification,
         "approval_deadline": access_request.approval_deadline.isoformat(),
+        "scope": access_request.scope_content(),
         "content_digest": access_request.content_digest(),
     }
 
@@ -216,6 +239,11 @@ def request_sign(
             ),
             already_signed=access_request.approvals.filter(approver=approver).exists(),
             now=now,
+            same_person_as=signer_same_person_as(
+                access_request=access_request,
+                signer_id=approver.pk,
+                other_signer_ids=access_request.approvals.values_list("approver_id", flat=True),
+            ),
         ) or otp_check(user=approver, otp_code=otp_code)
         if refusal is not None:
             refusal_record(
@@ -241,8 +269,9 @@ def _signature_record(
     source: EventSource,
     now: datetime,
 ) -> Approval:
+    # The device row is still locked by the verification: last_t is the step that just verified.
     device = SealedTOTPDevice.objects.devices_for_user(approver, confirmed=True).get()
-    approval = Approval.objects.create(
+    approval = Approval(
         request=access_request,
         approver=approver,
         approver_name=approver.get_username(),
@@ -252,16 +281,15 @@ def _signature_record(
         content_digest=access_request.content_digest(),
         created_at=now,
         source_ip=source.ip,
+        time_step=device.last_t,
     )
+    approval_sign(approval)
+    approval.save()
     timeline_append(
         access_request=access_request,
         code=f"approvals.signature.{'approved' if decision == Decision.APPROVE else 'rejected'}",
         actor=approver,
-        detail={
-            "content_digest": approval.content_digest,
-            "device": approval.device_id,
-            "reason": reason,
-        },
+        detail={**approval_signed_detail(approval), "reason": reason},
         source=source,
     )
     if decision == Decision.REJECT:
@@ -274,7 +302,11 @@ def _signature_record(
             source=source,
         )
         return approval
-    approvals = access_request.approvals.filter(decision=Decision.APPROVE).count()
+    # Only signatures of the content as it stands count (a scope edited meanwhile makes the
+    # earlier ones stale): the request waits for fresh ones.
+    approvals = access_request.approvals.filter(
+        decision=Decision.APPROVE, content_digest=approval.content_digest
+    ).count()
     if approvals >= access_request.profile.required_approvals:
         request_move(
             access_request=access_request,

@@ -12,10 +12,17 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, User
 from django_otp import verify_token
 
+from approvals import signatures
 from approvals.errors import RequestInvalid, SignatureRefused
-from approvals.models import AccessRequest, SealedTOTPDevice
+from approvals.models import AccessRequest, Approval, Decision, SealedTOTPDevice, TimelineEvent
 from approvals.rules import Refusal
-from approvals.timeline import SYSTEM_SOURCE, EventSource, timeline_append
+from approvals.timeline import (
+    SYSTEM_SOURCE,
+    EventSource,
+    chain_for,
+    timeline_append,
+    timeline_verify,
+)
 
 OTP_CODE_PATTERN = re.compile(r"^\d{6,8}$")
 
@@ -118,3 +125,56 @@ def text_clean(
             fields={field: [f"{field} must be at most {max_length} characters"]},
         )
     return text
+
+
+APPROVAL_PURPOSE = "approval"
+APPROVED_EVENT = "approvals.signature.approved"
+
+
+def approval_sign(approval: Approval) -> None:
+    """Sign the approval with the portal's key, at the moment its code verified (not saved)."""
+    signature = signatures.sign(APPROVAL_PURPOSE, approval.signed_payload())
+    approval.signature_key_id, approval.signature = signature.key_id, signature.value
+
+
+def approval_signed_detail(approval: Approval) -> dict[str, Any]:
+    """The signed fields and the signature, for the approval's timeline event: with the public
+    key, anyone holding the timeline can check the approval (the request id is the chain's)."""
+    payload = approval.signed_payload()
+    del payload["request"]
+    return {
+        **payload,
+        "signature": {"key_id": approval.signature_key_id, "value": approval.signature},
+    }
+
+
+def approvals_forgery(access_request: AccessRequest) -> str | None:
+    """Why the request's approvals cannot be trusted, or None.
+
+    The worker asks before anything reaches AWS: every approval must carry a valid signature of
+    the portal's key (which is not in the database) and its signed event must be on the request's
+    intact chain. A row inserted by a database writer has neither.
+    """
+    chain = chain_for(access_request)
+    verification = timeline_verify(chain=chain)
+    if not verification.ok:
+        return f"the request's timeline is broken: {verification.reason}"
+    signed_events = {
+        str((event.detail.get("signature") or {}).get("value")): event.detail
+        for event in TimelineEvent.objects.filter(chain=chain, code=APPROVED_EVENT)
+    }
+    for approval in access_request.approvals.filter(decision=Decision.APPROVE):
+        if not signatures.verify(
+            APPROVAL_PURPOSE,
+            approval.signed_payload(),
+            approval.signature_key_id,
+            approval.signature,
+        ):
+            return f"the approval by {approval.approver_name} carries no valid signature"
+        event_detail = signed_events.get(approval.signature)
+        if event_detail is None or event_detail.get("approver_id") != approval.approver_id:
+            return (
+                f"the approval by {approval.approver_name} has no matching signed event on the "
+                "request's timeline"
+            )
+    return None

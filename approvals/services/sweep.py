@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from approvals.models import AccessRequest, Component, Status
+from approvals.services.extension_grants import extensions_time_out
 from approvals.services.grants import activation_fail, request_activate, request_revocation_drive
 from approvals.services.liveness import heartbeat, watcher_staleness_check
 from approvals.services.notifications import notify_revocation_overdue
@@ -38,6 +39,7 @@ def grants_sweep(*, limit: int = 500) -> SweepReport:
     heartbeat(component=Component.SWEEPER)
     now = timezone.now()
     timed_out = requests_time_out(now=now, limit=limit)
+    extensions_time_out(now=now, limit=limit)
     revoked, errors = _revocations_drive(now, limit)
 
     stuck_approved = AccessRequest.objects.filter(

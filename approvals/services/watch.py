@@ -14,7 +14,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -32,9 +32,16 @@ from approvals.models import (
     Status,
 )
 from approvals.scrubbing import scrub_text
+from approvals.services import offline_kit
 from approvals.services.activity import activity_seal, session_call_record
 from approvals.services.alarms import alarm_open
 from approvals.services.liveness import heartbeat
+from approvals.services.tampering import (
+    BrokerRoutine,
+    Tampering,
+    tampering_from,
+    tampering_record,
+)
 from approvals.timeline import EventSource, timeline_append
 from approvals.watch_events import (
     PoisonEvent,
@@ -47,6 +54,7 @@ from approvals.watch_events import (
 )
 from awsaccess import runtime, watch_queue
 from awsaccess.errors import AwsError
+from awsaccess.types import AwsTarget
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +79,35 @@ def _named_request_id(use: RoleUse) -> str | None:
         if match:
             return match.group(0).lower()
     return None
+
+
+def _grant_ended_at(access_request: AccessRequest) -> datetime | None:
+    """When the grant ended (None: it has not): the earliest of its deadline, the revocation asked
+    for, the revocation done and, for a failed request, the failure."""
+    ends = [
+        moment
+        for moment in (
+            access_request.expires_at,
+            access_request.revoke_requested_at,
+            access_request.revoked_at,
+            access_request.status_changed_at if access_request.status == Status.FAILED else None,
+        )
+        if moment is not None
+    ]
+    return min(ends) if ends else None
+
+
+def _is_second_session(use: RoleUse, access_request: AccessRequest) -> bool:
+    """Whether someone holding the principal's keys copied a live request's identity: the session's
+    credentials are not the ones the worker was issued."""
+    issued = IssuedCredential.objects.filter(request=access_request).first()
+    return bool(
+        issued is not None
+        and use.access_key_id
+        and use.access_key_id != issued.access_key_id
+        # A session an applied extension replaced with fresh credentials is still the portal's.
+        and not access_request.extensions.filter(replaced_access_key_id=use.access_key_id).exists()
+    )
 
 
 def role_use_explain(*, use: RoleUse, profile: AccessProfile) -> Explanation:
@@ -107,23 +144,12 @@ def role_use_explain(*, use: RoleUse, profile: AccessProfile) -> Explanation:
         )
     if use.event_time < access_request.approved_at - APPROVAL_CLOCK_SKEW:
         return Explanation(access_request, "assumed before the request was approved")
-    ends = [
-        moment
-        for moment in (
-            access_request.expires_at,
-            access_request.revoke_requested_at,
-            access_request.revoked_at,
-            access_request.status_changed_at if access_request.status == Status.FAILED else None,
-        )
-        if moment is not None
-    ]
-    if ends and use.event_time > min(ends):
+    ended_at = _grant_ended_at(access_request)
+    if ended_at is not None and use.event_time > ended_at:
         return Explanation(
-            access_request, f"assumed after the grant ended at {min(ends):%Y-%m-%d %H:%M:%S} UTC"
+            access_request, f"assumed after the grant ended at {ended_at:%Y-%m-%d %H:%M:%S} UTC"
         )
-    issued = IssuedCredential.objects.filter(request=access_request).first()
-    if issued is not None and use.access_key_id and use.access_key_id != issued.access_key_id:
-        # Someone holding the principal's keys copied a live request's identity.
+    if _is_second_session(use, access_request):
         return Explanation(
             access_request,
             "a second session the portal did not open (its credentials are not the ones the "
@@ -146,18 +172,22 @@ class PollReport:
     alarms: int = 0
     poison: int = 0
     activity: int = 0  # calls of the role's sessions recorded
+    routine: int = 0  # the broker's own writes to the machinery, let go on purpose
 
 
 _DONE = object()
 _POLL_LOCK = "breakglass:watch-poll"
 
 
-def _receive(profile: AccessProfile, window: float, inbox: queue.Queue) -> None:
+def _receive(profile: AccessProfile, target: AwsTarget, window: float, inbox: queue.Queue) -> None:
     """Long-poll one queue until `window` seconds have passed, handing each batch over as it
-    arrives; puts (profile, queue_url, messages) batches, an AwsError, and finally _DONE."""
+    arrives; puts (profile, queue_url, messages) batches, an AwsError, and finally _DONE.
+
+    Runs on a pool thread, so it never touches the database: a query here would open a
+    connection per thread that nothing closes."""
     try:
         connection = runtime.broker_connection()
-        queue_url = watch_queue.watch_queue_url(connection, profile.aws_target())
+        queue_url = watch_queue.watch_queue_url(connection, target)
         ends = time.monotonic() + window
         while True:
             remaining = ends - time.monotonic()
@@ -211,7 +241,7 @@ def _watch_poll_locked(window: int) -> PollReport:
     # Every queue at once, so one poll lasts one window whatever the number of profiles.
     with ThreadPoolExecutor(max_workers=min(len(profiles), 64)) as pool:
         for profile in profiles.values():
-            pool.submit(_receive, profile, window, inbox)
+            pool.submit(_receive, profile, profile.aws_target(), window, inbox)
         running = len(profiles)
         while running:
             item = inbox.get(timeout=window + settings.AWS_READ_TIMEOUT_SECONDS * 3 + 30)
@@ -236,12 +266,19 @@ def _watch_poll_locked(window: int) -> PollReport:
     return report
 
 
-def watch_record_read(body: str, profile: AccessProfile) -> RoleUse | SessionCall:
+def watch_record_read(
+    body: str, profile: AccessProfile
+) -> RoleUse | SessionCall | Tampering | BrokerRoutine:
     """Decide what a watch message is — the one dispatch point for every kind of record the
-    profile's queue carries: a call by a session of the role (activity), else an AssumeRole of
-    the role. Anything unreadable, of any shape, is a PoisonEvent (never another exception)."""
+    profile's queue carries: a write to the watch's machinery (tampering, issue 12, or the
+    broker's routine write the changes rule routes too), a call by a session of the role
+    (activity), else an AssumeRole of the role. Anything unreadable, of any shape, is a
+    PoisonEvent (never another exception)."""
     try:
         message, record = record_load(body)
+        machinery_write = tampering_from(message, record, profile)
+        if machinery_write is not None:
+            return machinery_write
         if session_issuer_arn(record) == profile.role_arn:
             return session_call_from(message, record)
         return role_use_from(message, record)
@@ -258,7 +295,13 @@ def _message_handle(
     touched: uuid.UUID | None = None
     try:
         record = watch_record_read(message["body"], profile)
-        if isinstance(record, SessionCall):
+        if isinstance(record, Tampering):
+            outcome = tampering_record(tampering=record, profile=profile)
+            report.alarms += outcome.alarmed
+            touched = outcome.request_id
+        elif isinstance(record, BrokerRoutine):
+            report.routine += 1
+        elif isinstance(record, SessionCall):
             touched = _session_call_handle(record, profile, report)
         else:
             _role_use_handle(record, profile, report)
@@ -287,7 +330,11 @@ def _message_handle(
 
 
 def _role_use_handle(use: RoleUse, profile: AccessProfile, report: PollReport) -> None:
-    explanation = role_use_explain(use=use, profile=profile)
+    if offline_kit.is_offline_identity(use.source_identity):
+        # An offline kit's opening: an incident record of its own, alarmed once (issue 18).
+        explanation = Explanation(*offline_kit.offline_use_explain(use=use, profile=profile))
+    else:
+        explanation = role_use_explain(use=use, profile=profile)
     observed = observed_use_record(
         use=use,
         profile=profile,

@@ -130,7 +130,38 @@ def request_summary(access_request: AccessRequest) -> dict:
         "expires_at": _iso(access_request.expires_at),
         "revoked_at": _iso(access_request.revoked_at),
         "failure_reason": access_request.failure_reason,
+        "scope": access_request.scope.name if access_request.scope is not None else None,
     }
+
+
+def _request_endpoints(access_request: AccessRequest):
+    """Who hears about a request: endpoints of no integration, and those of the integration that
+    opened it."""
+    return WebhookEndpoint.objects.filter(active=True).filter(
+        Q(integration__isnull=True) | Q(integration__name=access_request.opened_by)
+        if access_request.opened_by
+        else Q(integration__isnull=True)
+    )
+
+
+def webhooks_extension_changed(
+    *, access_request: AccessRequest, extension: dict, timeline_event: TimelineEvent
+) -> None:
+    """An extension's step (asked, signed, applied, rejected, timed out, failed), to the request's
+    audience, in the caller's transaction; `request.expires_at` is the deadline now."""
+    webhooks_enqueue(
+        event=timeline_event.code,
+        payload={
+            "request": request_summary(access_request),
+            "extension": extension,
+            "timeline": {
+                "chain": timeline_event.chain,
+                "sequence": timeline_event.sequence,
+                "hash": timeline_event.hash,
+            },
+        },
+        endpoints=_request_endpoints(access_request),
+    )
 
 
 def webhooks_request_changed(
@@ -146,11 +177,7 @@ def webhooks_request_changed(
     When the request has ended, the payload carries its incident report, ready to attach to
     the ticket: built at the first delivery attempt, outside the status change's transaction.
     """
-    endpoints = WebhookEndpoint.objects.filter(active=True).filter(
-        Q(integration__isnull=True) | Q(integration__name=access_request.opened_by)
-        if access_request.opened_by
-        else Q(integration__isnull=True)
-    )
+    endpoints = _request_endpoints(access_request)
     summary = request_summary(access_request)
     summary.update({k: _iso(v) if isinstance(v, datetime) else str(v) for k, v in changes.items()})
     payload = {
@@ -217,7 +244,9 @@ def webhook_deliver(*, delivery_id: int | str) -> None:
     """
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            # Only the delivery's row: locking the endpoint too would make every other delivery
+            # to it look taken, and skip_locked would drop it for good.
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("endpoint")
             .filter(pk=delivery_id, delivered_at__isnull=True)
             .first()

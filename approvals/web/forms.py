@@ -118,6 +118,11 @@ class RequestForm(forms.Form):
         initial=30,
         help_text="Access ends automatically after this; each profile has its own maximum.",
     )
+    scope = forms.ChoiceField(
+        label="Scope",
+        required=False,
+        help_text="What the session may do within the role; approvers sign it with the request.",
+    )
 
     def __init__(self, *args, profiles, **kwargs):
         super().__init__(*args, **kwargs)
@@ -131,6 +136,46 @@ class RequestForm(forms.Form):
             )
             for p in profiles
         ]
+        self._scope_choices(profiles)
+
+    def _scope_choices(self, profiles) -> None:
+        """Scopes grouped by profile; with one profile to choose, it and its default scope are
+        chosen already."""
+        scope_field = self.fields["scope"]
+        assert isinstance(scope_field, forms.ChoiceField)
+        groups = [
+            (p.slug, [(s.name, f"{s.name}{' (default)' if s.is_default else ''}") for s in scopes])
+            for p in profiles
+            if (scopes := list(p.scopes.all()))
+        ]
+        scope_field.choices = [("", "The profile's default scope"), *groups]
+        if len(profiles) == 1:
+            only = profiles[0]
+            self.fields["profile"].initial = only.slug
+            default = next((s for s in only.scopes.all() if s.is_default), None)
+            scope_field.initial = default.name if default else ""
+
+
+class ExtensionAskForm(forms.Form):
+    prefix = "extend"
+    minutes = forms.IntegerField(
+        label="More minutes", min_value=1, max_value=MAX_PROFILE_DURATION_MINUTES, initial=15
+    )
+    reason = forms.CharField(
+        label="Why the grant must last longer",
+        max_length=REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class ExtensionRejectForm(forms.Form):
+    prefix = "extreject"
+    code = otp_field()
+    reason = forms.CharField(
+        label="Reason for rejecting the extension",
+        max_length=REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
 
 
 class RejectForm(forms.Form):

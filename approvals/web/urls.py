@@ -1,6 +1,12 @@
 from django.urls import path
 
-from approvals.web import views_auth, views_dashboard, views_drills, views_requests
+from approvals.web import (
+    views_auth,
+    views_dashboard,
+    views_drills,
+    views_extensions,
+    views_requests,
+)
 
 urlpatterns = [
     path("", views_dashboard.dashboard, name="dashboard"),
@@ -38,6 +44,16 @@ urlpatterns = [
         "requests/<uuid:access_request_id>/revoke/",
         views_requests.request_revoke,
         name="request_revoke",
+    ),
+    path(
+        "requests/<uuid:access_request_id>/extensions/",
+        views_extensions.extension_ask,
+        name="extension_ask",
+    ),
+    path(
+        "requests/<uuid:access_request_id>/extensions/<uuid:extension_id>/<str:verdict>/",
+        views_extensions.extension_sign,
+        name="extension_sign",
     ),
     path(
         "requests/<uuid:access_request_id>/credentials/",

@@ -30,5 +30,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "filter_form": filter_form,
             "filter_query": query.urlencode(),
             "filtered": filtered,
+            "offline_kits": selectors.offline_kits_overview(),
         },
     )

@@ -15,6 +15,7 @@ from approvals.report import incident_report_json, incident_report_markdown
 from approvals.services import requests
 from approvals.surfaces import error_status, event_source
 from approvals.web.access import PortalRequest, no_store, verified_required
+from approvals.web.extension_context import extension_context
 from approvals.web.forms import (
     FreshCodeForm,
     RejectForm,
@@ -55,6 +56,7 @@ def request_new(request: PortalRequest) -> HttpResponse:
                 ticket=data["ticket"],
                 justification=data["justification"],
                 duration_minutes=data["duration_minutes"],
+                scope=data["scope"] or None,
                 source=event_source(request),
             )
         except PortalError as error:
@@ -76,9 +78,11 @@ def _page_context(request: PortalRequest, access_request: AccessRequest) -> dict
         "r": access_request,
         "page": page,
         "events": event_rows(selectors.request_timeline(access_request=access_request)),
+        "activity": selectors.request_activity_panel(access_request=access_request),
         "terminal": access_request.status in TERMINAL_STATUSES,
         "deadline_text": remaining_text(access_request.approval_deadline, now),
         "expires_text": remaining_text(access_request.expires_at, now),
+        **extension_context(request, access_request),
     }
 
 

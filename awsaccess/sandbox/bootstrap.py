@@ -20,6 +20,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from awsaccess import policies
+from awsaccess.anchor import AnchorLocation, anchor_bucket_ensure
 from awsaccess.provisioning import ProvisionReport, profile_provision
 from awsaccess.types import AwsConnection, AwsTarget, PrincipalKeys
 
@@ -31,6 +32,10 @@ if TYPE_CHECKING:  # the stubs are a development dependency
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_REGION = "eu-west-1"
 BUCKET = "breakglass-sandbox-evidence"
+# The timeline's checkpoints (issue 14): Object Lock, COMPLIANCE mode.
+ANCHOR_BUCKET = "breakglass-sandbox-anchor"
+ANCHOR_RETENTION_DAYS = 30
+TRAIL = "breakglass-sandbox-trail"
 BROKER_USER = "breakglass-broker"
 PROVISIONER_USER = "breakglass-provisioner"
 
@@ -79,12 +84,32 @@ def broker_policy(role_name: str, principal_name: str) -> dict:
         "Statement": [
             *_broker_iam_statements(iam, role_name, principal_name),
             *_broker_watch_statements(iam),
+            _broker_anchor_statement(),
         ],
     }
 
 
-def _broker_iam_statements(iam: str, role_name: str, principal_name: str) -> list[dict[str, Any]]:
-    """Grants on the principals, revocations on the roles, and the guard's reads of both."""
+def _broker_anchor_statement() -> dict[str, Any]:
+    """Checkpoints: add and read them; never delete one or touch a retention or the lock."""
+    return {
+        "Sid": "AnchorAddAndRead",
+        "Effect": "Allow",
+        "Action": [
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:GetObjectVersion",
+            "s3:ListBucket",
+            "s3:ListBucketVersions",
+            "s3:GetObjectRetention",
+            "s3:GetBucketObjectLockConfiguration",
+        ],
+        "Resource": [f"arn:aws:s3:::{ANCHOR_BUCKET}", f"arn:aws:s3:::{ANCHOR_BUCKET}/*"],
+    }
+
+
+def _broker_principal_statements(iam: str, principal_name: str) -> list[dict[str, Any]]:
+    """Grants on the break-glass principals, and the guard's reads of them and of the offline
+    kits' users."""
     return [
         {
             "Sid": "GrantsOnBreakGlassPrincipals",
@@ -110,11 +135,34 @@ def _broker_iam_statements(iam: str, role_name: str, principal_name: str) -> lis
                 "iam:ListAttachedUserPolicies",
                 "iam:ListGroupsForUser",
                 "iam:ListAccessKeys",
+                "iam:GetLoginProfile",
             ],
             "Resource": sorted(
                 {f"{iam}:user/{principal_name}", f"{iam}:user/breakglass-principal*"}
             ),
         },
+        {
+            # The guard checks the offline kits' users (issue 18); it may only read them.
+            "Sid": "ReadOfflineKitPrincipals",
+            "Effect": "Allow",
+            "Action": [
+                "iam:GetUser",
+                "iam:ListUserPolicies",
+                "iam:GetUserPolicy",
+                "iam:ListAttachedUserPolicies",
+                "iam:ListGroupsForUser",
+                "iam:ListAccessKeys",
+                "iam:ListMFADevices",
+            ],
+            "Resource": f"{iam}:user/breakglass-offline-*",
+        },
+    ]
+
+
+def _broker_iam_statements(iam: str, role_name: str, principal_name: str) -> list[dict[str, Any]]:
+    """Grants on the principals, revocations on the roles, and the guard's reads of both."""
+    return [
+        *_broker_principal_statements(iam, principal_name),
         {
             "Sid": "RevocationsOnBreakGlassRoles",
             "Effect": "Allow",
@@ -285,6 +333,41 @@ def _demo_bucket_ensure(s3: S3Client, region: str) -> None:
     s3.put_object(Bucket=BUCKET, Key="README.txt", Body=b"Reading this proves access.\n")
 
 
+# What a real account's trail should record for the watch: every management event, and the
+# data events the activity record shows (S3 objects, SQS messages).
+TRAIL_SELECTORS = [
+    {
+        "Name": "Management events",
+        "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}],
+    },
+    {
+        "Name": "S3 object and SQS message events",
+        "FieldSelectors": [
+            {"Field": "eventCategory", "Equals": ["Data"]},
+            {"Field": "resources.type", "Equals": ["AWS::S3::Object", "AWS::SQS::Queue"]},
+        ],
+    },
+]
+
+
+def _trail_ensure(session: boto3.session.Session, endpoint_url: str, region: str) -> None:
+    """One multi-region trail with global service events, logging: without a logging trail
+    no CloudTrail event reaches EventBridge (as on AWS)."""
+    trails = session.client("cloudtrail", endpoint_url=endpoint_url, region_name=region)
+    try:
+        trails.create_trail(
+            Name=TRAIL,
+            S3BucketName=BUCKET,
+            IsMultiRegionTrail=True,
+            IncludeGlobalServiceEvents=True,
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "TrailAlreadyExistsException":
+            raise
+    trails.put_event_selectors(TrailName=TRAIL, AdvancedEventSelectors=TRAIL_SELECTORS)  # type: ignore[arg-type]  # plain dicts
+    trails.start_logging(Name=TRAIL)
+
+
 def _state_file_write(state: SandboxState, state_dir: Path) -> None:
     (state_dir / "sandbox.json").write_text(
         json.dumps(
@@ -295,22 +378,18 @@ def _state_file_write(state: SandboxState, state_dir: Path) -> None:
                 "role_arn": state.role_arn,
                 "principal_arn": state.principal_arn,
                 "bucket": BUCKET,
+                "anchor_bucket": ANCHOR_BUCKET,
             },
             indent=2,
         )
     )
 
 
-def bootstrap(
-    endpoint_url: str,
-    state_dir: Path,
-    *,
-    role_name: str = "breakglass-admin",
-    principal_name: str = "breakglass-principal",
-    region: str = DEFAULT_REGION,
-) -> tuple[SandboxState, ProvisionReport]:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(state_dir, 0o700)
+def _unenforced_setup(
+    endpoint_url: str, state_dir: Path, *, role_name: str, principal_name: str, region: str
+) -> tuple[tuple[dict, dict, dict], str]:
+    """The identities, the demo bucket and the trail, made while the sandbox checks no
+    signatures → ((broker, provisioner, principal) keys, the role's permissions policy ARN)."""
     # Any signature passes while enforcement is off.
     anyone = boto3.session.Session(
         aws_access_key_id="bootstrap",
@@ -323,8 +402,37 @@ def bootstrap(
     try:
         keys, role_permissions_arn = _identities_ensure(iam, state_dir, role_name, principal_name)
         _demo_bucket_ensure(s3, region)
+        _trail_ensure(anyone, endpoint_url, region)
     finally:
         set_enforcement(endpoint_url, on=True)
+    return keys, role_permissions_arn
+
+
+def _role_permissions_attach(
+    endpoint_url: str, provisioner: dict, role_name: str, role_permissions_arn: str
+) -> None:
+    """The role's permissions, attached by the provisioner."""
+    role_iam = boto3.session.Session(
+        aws_access_key_id=provisioner["access_key_id"],
+        aws_secret_access_key=provisioner["secret_access_key"],
+    ).client("iam", endpoint_url=endpoint_url, region_name="us-east-1")
+    # A managed policy, so the role's 10,240 inline characters stay free for revocations.
+    role_iam.attach_role_policy(RoleName=role_name, PolicyArn=role_permissions_arn)
+
+
+def bootstrap(
+    endpoint_url: str,
+    state_dir: Path,
+    *,
+    role_name: str = "breakglass-admin",
+    principal_name: str = "breakglass-principal",
+    region: str = DEFAULT_REGION,
+) -> tuple[SandboxState, ProvisionReport]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    keys, role_permissions_arn = _unenforced_setup(
+        endpoint_url, state_dir, role_name=role_name, principal_name=principal_name, region=region
+    )
     broker, provisioner, principal = keys
     principal_arn = f"arn:aws:iam::{ACCOUNT_ID}:user/{principal_name}"
 
@@ -349,12 +457,12 @@ def bootstrap(
         state_dir=state_dir,
     )
     report = profile_provision(provisioner_connection, state.target(), check_only=False)
-    role_iam = boto3.session.Session(
-        aws_access_key_id=provisioner["access_key_id"],
-        aws_secret_access_key=provisioner["secret_access_key"],
-    ).client("iam", endpoint_url=endpoint_url, region_name="us-east-1")
-    # A managed policy, so the role's 10,240 inline characters stay free for revocations.
-    role_iam.attach_role_policy(RoleName=role_name, PolicyArn=role_permissions_arn)
+    anchor_bucket_ensure(
+        provisioner_connection,
+        AnchorLocation(ANCHOR_BUCKET, "", region),
+        retention_days=ANCHOR_RETENTION_DAYS,
+    )
+    _role_permissions_attach(endpoint_url, provisioner, role_name, role_permissions_arn)
     _state_file_write(state, state_dir)
     return state, report
 

@@ -10,20 +10,18 @@ portal's LookupEvents backstop; dropped events stay in the history, as on AWS.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import queue
 import random
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from moto.events.models import EventsBackend, Rule, events_backends
-from moto.sqs.models import sqs_backends
+from moto.events.models import EventsBackend, events_backends
 
-from awsaccess.sandbox import cloudtrail, history, protocol
+from awsaccess.sandbox import cloudtrail, history, protocol, targets, trails
 from awsaccess.sandbox.calls import CapturedCall
 
 logger = logging.getLogger(__name__)
@@ -127,8 +125,8 @@ def _handle(call: CapturedCall) -> None:
     if user_identity is None:
         return  # unknown keys: AWS refuses them before CloudTrail sees an identity
     entry = cloudtrail.record(call, api, user_identity)
-    history.append(entry, call.time)
-    if not _should_drop(entry["eventID"]):
+    history.append(entry, call.time)  # the event history records whatever the trails do
+    if trails.recorded_by_a_trail(entry, call.time) and not _should_drop(entry["eventID"]):
         deliver(entry, api.service)
 
 
@@ -155,66 +153,7 @@ def start() -> None:
     _worker.start()
 
 
-# -- patch: target Input / InputPath ---------------------------------------------------------
-
-_original_send_to_targets = Rule.send_to_targets
-
-
-def _input_path(event: dict[str, Any], path: str) -> Any:
-    """EventBridge's InputPath: a plain `$.a.b` path into the event (None when absent)."""
-    node: Any = event
-    for part in path.removeprefix("$").strip(".").split("."):
-        if not part:
-            continue
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _sqs_body(target: dict[str, Any], event: dict[str, Any]) -> str | None:
-    """The message AWS would send for an SQS target, or None where moto's own code applies."""
-    if "InputTransformer" in target:
-        return None
-    if "Input" in target:
-        return str(target["Input"])  # a constant replaces the event entirely
-    if "InputPath" in target:
-        return json.dumps(_input_path(_iso_time(event), target["InputPath"]))
-    return json.dumps(_iso_time(event))  # the whole event, "account" included
-
-
-def _iso_time(event: dict[str, Any]) -> dict[str, Any]:
-    """The event as AWS hands it to a target: ISO time, no moto bookkeeping."""
-    shaped = {key: value for key, value in event.items() if key != "ingestion-time"}
-    if isinstance(shaped.get("time"), int | float):
-        moment = datetime.fromtimestamp(float(shaped["time"]), UTC)
-        shaped["time"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return shaped
-
-
-def _send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
-    """moto ignores a target's Input and InputPath, drops "account" from the event, and
-    delivers through disabled rules."""
-    if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
-        return
-    others = []
-    for target in self.targets:
-        arn = target["Arn"].split(":")
-        body = _sqs_body(target, original_event) if arn[2] == "sqs" and transform_input else None
-        if body is None:
-            others.append(target)
-            continue
-        group_id = target.get("SqsParameters", {}).get("MessageGroupId")
-        sqs_backends[arn[4]][arn[3]].send_message(
-            queue_name=arn[5], message_body=body, group_id=group_id
-        )
-    if others:
-        rest = copy.copy(self)
-        rest.targets = others
-        _original_send_to_targets(rest, original_event, transform_input)
-
-
 def install() -> None:
-    Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]  # patching moto in place
+    targets.install()
     history.install()
     start()

@@ -141,6 +141,8 @@ def _principal_matches(principal: object, principal_arn: str | None) -> bool:
         return True
     if not isinstance(principal, Mapping) or principal_arn is None:
         return False
+    if ":" not in principal_arn:  # a service principal, e.g. events.amazonaws.com
+        return principal_arn in _as_list(principal.get("Service"))
     for value in _as_list(principal.get("AWS")):
         if value == "*" or value == principal_arn:
             return True

@@ -24,8 +24,14 @@ def _retry_after(response: httpx.Response) -> int | None:
 def _error_of(response: httpx.Response) -> tuple[str, str]:
     try:
         error = response.json()["error"]
-        return str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError):
+        fields = error.get("fields") or {}
+        # What each field got wrong (e.g. which scopes the profile offers), on the same line.
+        details = "; ".join(
+            f"{name}: {problem}" for name, problems in fields.items() for problem in problems
+        )
+        message = f"{error['message']} ({details})" if details else str(error["message"])
+        return str(error["code"]), message
+    except (ValueError, KeyError, TypeError, AttributeError):
         return (
             f"http_{response.status_code}",
             f"the portal answered HTTP {response.status_code} without the API's error shape; "

@@ -1,12 +1,9 @@
 """`breakglass`: translate arguments into REST API calls and render the answers."""
 
-import getpass
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC
 
 import click
@@ -14,16 +11,29 @@ from rich.console import Console
 
 from breakglass_cli import __version__, render
 from breakglass_cli.api import Api
-from breakglass_cli.cache import CredentialCache, parse_time
+from breakglass_cli.cache import parse_time
 from breakglass_cli.config import (
     DEFAULT_PROFILE,
     Portal,
-    portal_resolve,
     portal_url_checked,
     profile_name_checked,
     profile_save,
 )
 from breakglass_cli.errors import CliError, Exit
+from breakglass_cli.kit import kit as kit_group
+from breakglass_cli.session import (
+    ACCESS_GONE,
+    NEVER_ACTIVE,
+    State,
+    ask_on_terminal,
+    credentials_obtain,
+    ended_error,
+    notice,
+    otp_code,
+    outcome_of_wait_for_active,
+    request_id_checked,
+    watch,
+)
 
 STATUSES = [
     "pending",
@@ -37,190 +47,9 @@ STATUSES = [
     "timed_out",
     "failed",
 ]
-# A request that stops in one of these will not become active any more.
-NEVER_ACTIVE = {"revoking", "revoked", "rejected", "cancelled", "timed_out", "failed"}
-# Access is gone (or was never given).
-ACCESS_GONE = {"revoked", "rejected", "cancelled", "timed_out"}
 DEFAULT_WAIT_SECONDS = 3600
-MIN_POLL_SECONDS = 0.2
-
-stderr = Console(stderr=True, highlight=False)
-
-
-def notice(text: str) -> None:
-    click.echo(f"breakglass: {text}", err=True)
-
-
-def poll_seconds() -> float:
-    try:
-        return max(MIN_POLL_SECONDS, float(os.environ.get("BREAKGLASS_POLL_SECONDS", "2")))
-    except ValueError:
-        raise CliError("usage", "BREAKGLASS_POLL_SECONDS must be a number", Exit.USAGE) from None
-
-
-def request_id_checked(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise CliError("usage", f"request ids are UUIDs, not {value!r}", Exit.USAGE) from None
-
-
-class State:
-    """Per invocation: which portal profile, and one API client made on first use."""
-
-    def __init__(self, profile: str) -> None:
-        self.profile = profile_name_checked(profile)
-        self._api: Api | None = None
-
-    @property
-    def portal(self) -> Portal:
-        return self.api.portal
-
-    @property
-    def api(self) -> Api:
-        if self._api is None:
-            self._api = Api(portal_resolve(self.profile), notice=notice)
-        return self._api
-
-    def close(self) -> None:
-        if self._api is not None:
-            self._api.close()
-
-    def cache(self, request_id: str) -> CredentialCache:
-        return CredentialCache(profile=self.profile, request_id=request_id)
-
-    def get_request(self, request_id: str) -> dict:
-        request = self.api.call("GET", f"/api/v1/requests/{request_id}/")
-        if request["status"] in NEVER_ACTIVE:
-            # Whatever we learned it from, credentials of an ended request must not be served.
-            self.cache(request_id).drop()
-        return request
-
-    def link(self, request_id: str) -> str:
-        return f"{self.portal.url}/requests/{request_id}/"
-
 
 pass_state = click.make_pass_decorator(State)
-
-
-def ask_on_terminal(prompt: str, *, when_no_terminal: str) -> str:
-    """Read a secret from the terminal itself with echo off: never argv, stdin or history."""
-    if os.name != "nt":
-        try:
-            with open("/dev/tty", "rb"):
-                pass
-        except OSError:
-            # getpass would fall back to stdin, with echo: refuse instead.
-            raise CliError("no_terminal", when_no_terminal, Exit.USAGE) from None
-    answer = getpass.getpass(prompt).strip()
-    if not answer:
-        raise CliError("usage", f"nothing entered at {prompt.strip()!r}", Exit.USAGE)
-    return answer
-
-
-def otp_code(given: str | None, doing: str) -> str:
-    """--code, then BREAKGLASS_OTP_CODE, then a prompt on the terminal."""
-    code = given or os.environ.get("BREAKGLASS_OTP_CODE")
-    if code:
-        return code.strip()
-    return ask_on_terminal(
-        f"TOTP code to {doing}: ",
-        when_no_terminal=f"a TOTP code is needed to {doing} and there is no terminal to ask on; "
-        "pass --code or set BREAKGLASS_OTP_CODE",
-    )
-
-
-def ended_error(request: dict) -> CliError:
-    """Why a request has no usable credentials, in words and an exit code."""
-    request_id, status = request["id"], request["status"]
-    if status in ("pending", "approved", "activating"):
-        return CliError(
-            "not_active",
-            f"request {request_id} is {status} (signatures {render.signatures(request)}); "
-            f"credentials exist once it is active: breakglass wait {request_id}",
-            Exit.OTHER,
-        )
-    if status in ("revoking", "revoked"):
-        expired = (
-            request.get("expires_at")
-            and request.get("revoked_at")
-            and parse_time(request["revoked_at"]) >= parse_time(request["expires_at"])
-        )
-        if expired:
-            return CliError(
-                "expired",
-                f"request {request_id} expired at {render.moment(request['expires_at'])}; "
-                "its credentials no longer work, request access again",
-                Exit.TIMED_OUT,
-            )
-        since = request.get("revoked_at") or request.get("revoke_requested_at")
-        return CliError(
-            "revoked",
-            f"request {request_id} was revoked at {render.moment(since)}; "
-            "its credentials no longer work, request access again",
-            Exit.REFUSED,
-        )
-    if status == "timed_out":
-        return CliError(
-            "timed_out",
-            f"request {request_id} timed out waiting for signatures",
-            Exit.TIMED_OUT,
-        )
-    if status == "failed":
-        return CliError(
-            "failed", f"request {request_id} failed: {request.get('failure_reason') or '?'}"
-        )
-    return CliError(status, f"request {request_id} is {status}", Exit.REFUSED)
-
-
-def credentials_obtain(state: State, request_id: str, code: str | None) -> dict:
-    """Cached credentials with no network at all; otherwise check, ask for a code, reveal."""
-    cache = state.cache(request_id)
-    cached = cache.load()
-    if cached is not None:
-        return cached
-    request = state.get_request(request_id)
-    if request["status"] != "active":
-        raise ended_error(request)
-    secret = otp_code(code, f"reveal the credentials of request {request_id}")
-    credentials = state.api.call(
-        "POST", f"/api/v1/requests/{request_id}/credentials/", body={"otp": secret}
-    )
-    cache.store(credentials)
-    return credentials
-
-
-def watch(
-    state: State, request_id: str, *, finished: Callable[[dict], bool], timeout: float
-) -> dict:
-    """Poll the request, one progress line on stderr per change, until `finished` or timeout."""
-    started = time.monotonic()
-    interval = poll_seconds()
-    last_line = ""
-    with stderr.status("waiting…") as spinner:
-        while True:
-            request = state.get_request(request_id)
-            seconds = time.monotonic() - started
-            line = render.progress_line(request, seconds)
-            key = line.rsplit(" · ", 1)[0]
-            if key != last_line:
-                stderr.print(line)
-                last_line = key
-            spinner.update(line)
-            if finished(request):
-                return request
-            if seconds + interval > timeout:
-                raise CliError(
-                    "wait_timed_out",
-                    f"request {request_id} is still {request['status']} after {int(seconds)} s",
-                    Exit.TIMED_OUT,
-                )
-            time.sleep(interval)
-
-
-def outcome_of_wait_for_active(request: dict) -> None:
-    if request["status"] != "active":
-        raise ended_error(request)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -290,6 +119,7 @@ def profiles(state: State, as_json: bool) -> None:
 @click.option("--ticket", required=True, help="Incident or change ticket, e.g. INC-1234.")
 @click.option("--minutes", type=click.IntRange(min=1), required=True, help="How long.")
 @click.option("--justification", required=True, help="Why, for the approvers and the record.")
+@click.option("--scope", help="One of the profile's scopes (default: the profile's default).")
 @click.option("--wait", "wait_for_it", is_flag=True, help="Follow it until active or ended.")
 @click.option("--timeout", type=click.IntRange(min=1), default=DEFAULT_WAIT_SECONDS)
 @click.option("--json", "as_json", is_flag=True, help="The request object, for scripts.")
@@ -300,20 +130,24 @@ def request(
     ticket: str,
     minutes: int,
     justification: str,
+    scope: str | None,
     wait_for_it: bool,
     timeout: int,
     as_json: bool,
 ) -> None:
     """Ask for access. Prints the link, and the request id on the last line."""
+    body: dict[str, object] = {
+        "profile": access_profile,
+        "ticket": ticket,
+        "justification": justification,
+        "duration_minutes": minutes,
+    }
+    if scope:
+        body["scope"] = scope
     opened = state.api.call(
         "POST",
         "/api/v1/requests/",
-        body={
-            "profile": access_profile,
-            "ticket": ticket,
-            "justification": justification,
-            "duration_minutes": minutes,
-        },
+        body=body,
         # A retry after a lost answer must not open a second request.
         headers={"Idempotency-Key": str(uuid.uuid4())},
     )
@@ -548,6 +382,9 @@ def exec_command(ctx: click.Context, request_id: str, code: str | None, command:
     # A command killed by a signal exits like a shell reports it: 128 + the signal.
     returncode = completed.returncode
     ctx.exit(128 - returncode if returncode < 0 else returncode)
+
+
+cli.add_command(kit_group)
 
 
 def main() -> None:

@@ -80,6 +80,7 @@ def request_summary(request: dict) -> list[str]:
         f"status      {request['status']}",
         f"profile     {request['profile']} for {request['duration_minutes']} min",
         f"ticket      {request['ticket']}",
+        f"scope       {request.get('scope') or 'the whole role'}",
         f"requester   {request['requester']}",
         f"signatures  {signatures(request)}",
     ]

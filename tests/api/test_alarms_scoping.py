@@ -10,6 +10,7 @@ from django.utils import timezone
 from approvals.models import AccessProfile, AccessRequest, AlarmStatus, SecurityAlarm
 from approvals.services.api_access import personal_token_create
 from approvals.services.requests import request_approve
+from tests.administration import administration_alarms_cleared
 from tests.conftest import ACCOUNT_ID, fresh_code, make_user
 from tests.web.conftest import verified_client
 
@@ -49,6 +50,7 @@ def alarms(cast, api) -> Alarms:
         approver_group=group_b,
     )
     bea = make_user("bea", group_b)
+    administration_alarms_cleared()
     api.secrets["bea"] = personal_token_create(user=bea, name="tests")
     # carol approves profile A and also needs it herself; alice signs her request.
     access_request = cast.open_request(requester=cast.carol)

@@ -52,7 +52,9 @@ def test_an_incident_tool_opens_two_approvers_sign_the_requester_uses_and_revoke
     live.env.update(
         {"BREAKGLASS_WORKER_HEARTBEAT_SECONDS": "1", "BREAKGLASS_WEBHOOK_BACKOFF_SECONDS": "1"}
     )
-    receiver = Receiver(fail_first=1).start()
+    # Only the opening notice fails once: alarms and checkpoints reach every endpoint too, and
+    # one arriving first would take the failure meant to prove the retry.
+    receiver = Receiver(fail_first=1, fail_event="approvals.request.opened").start()
     _, key = integration_key_create(name="incident-bot")
     _, webhook_secret = webhook_endpoint_create(
         url=receiver.url, integration=IntegrationKey.objects.get(name="incident-bot")

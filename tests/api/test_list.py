@@ -1,3 +1,6 @@
+import base64
+from urllib.parse import urlencode
+
 import pytest
 
 from approvals.models import AccessProfile
@@ -57,6 +60,18 @@ def test_an_unknown_status_filter_or_bad_cursor_is_refused_clearly(api):
     error = assert_error(api.get("rita", "/api/v1/requests/?status=exploded"), 400)
     assert "status" in error["fields"]
     assert_error(api.get("rita", "/api/v1/requests/?cursor=garbage"), 404, code="not_found")
+
+
+@pytest.mark.parametrize("position", ["garbage", "2026-13-99T00:00:00+00:00", "\x00"])
+def test_a_forged_cursor_position_is_an_invalid_cursor_not_a_server_error(api, position):
+    """The cursor is base64 of client-chosen text: its position must not reach the query."""
+    access_request = api.cast.open_request()
+    cursor = base64.urlsafe_b64encode(urlencode({"p": position}).encode()).decode()
+    endpoints = ["/api/v1/requests/", f"/api/v1/requests/{access_request.pk}/activity/"]
+
+    for endpoint in [*endpoints, "/api/v1/alarms/"]:
+        response = api.get("audrey", f"{endpoint}?{urlencode({'cursor': cursor})}")
+        assert_error(response, 404, code="not_found", message="Invalid cursor")
 
 
 def test_an_integration_lists_only_the_requests_it_opened(api):

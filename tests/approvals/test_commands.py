@@ -98,12 +98,17 @@ def test_verify_timeline_passes_on_an_intact_record(cast):
 
 def test_verify_timeline_fails_naming_the_first_broken_event(cast):
     access_request = cast.open_request()
-    event = timeline_append(access_request=access_request, code="test.event")
-    raw_sql(
-        "UPDATE approvals_timelineevent SET detail = '{\"forged\": 1}' WHERE id = %s", [event.pk]
-    )
+    first = timeline_append(access_request=access_request, code="test.event")
+    later = timeline_append(access_request=access_request, code="test.event")
+    for event in (later, first):
+        raw_sql(
+            "UPDATE approvals_timelineevent SET detail = '{\"forged\": 1}' WHERE id = %s",
+            [event.pk],
+        )
 
-    with pytest.raises(CommandError, match=f"timeline broken at event {event.pk}"):
+    # The message names the request and its first broken event (not the later one).
+    named = rf"timeline broken: request {access_request.pk} \(INC-1234\), event {first.pk} \(#"
+    with pytest.raises(CommandError, match=named):
         call_command("verify_timeline")
 
 

@@ -1,7 +1,9 @@
 """Grant, issue, revoke against the sandbox over HTTP, with enforcement on."""
 
 import json
-from datetime import timedelta
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -225,31 +227,62 @@ def test_when_denies_no_longer_fit_older_sessions_are_revoked_wholesale(
     engine.grant_attach(profile.target, keep)
     kept = s3_with(engine.credentials_issue(profile.target, keep, profile.principal_keys))
     iam = aws_sandbox.client("iam")
-    filler = json.dumps(policies.revocation_policy("x" * 36))
-    for index in range(200):  # fill the role's 10,240 inline characters with live revocations
-        try:
-            iam.put_role_policy(
-                RoleName=profile.target.role_name,
-                PolicyName=f"breakglass-revoked-filler{index}-until-20990101T000000Z",
-                PolicyDocument=filler,
-            )
-        except ClientError as error:
-            assert error.response["Error"]["Code"] == "LimitExceeded"
-            break
-    else:
-        pytest.fail("the sandbox did not enforce the role inline policy size limit")
+    role_fill(iam, profile.target.role_name, genuine=True)
     grant = make_grant()
     engine.grant_attach(profile.target, grant)
     s3 = s3_with(engine.credentials_issue(profile.target, grant, profile.principal_keys))
 
-    engine.grant_revoke(profile.target, grant)
+    cut = engine.grant_revoke(profile.target, grant)
 
+    assert cut is not None and cut <= datetime.now(UTC) + timedelta(seconds=1)  # not now + 5 min
     with pytest.raises(ClientError):
         s3.list_buckets()
     with pytest.raises(ClientError):
-        kept.list_buckets()  # the documented cost of the fallback
+        kept.list_buckets()  # the documented cost of the fallback: the caller re-issues
     names = iam.list_role_policies(RoleName=profile.target.role_name)["PolicyNames"]
     assert any(n.startswith("breakglass-revoked-before-") for n in names)
+    time.sleep(max(0.0, (cut - datetime.now(UTC)).total_seconds()) + 0.05)
+    fresh = s3_with(engine.credentials_issue(profile.target, keep, profile.principal_keys))
+    fresh.list_buckets()  # a session issued after the cut works
+
+
+def test_counterfeit_denies_filling_the_role_are_pruned_not_a_reason_for_the_fallback(
+    aws_sandbox, engine, profile
+):
+    keep = make_grant()
+    engine.grant_attach(profile.target, keep)
+    kept = s3_with(engine.credentials_issue(profile.target, keep, profile.principal_keys))
+    iam = aws_sandbox.client("iam")
+    role_fill(iam, profile.target.role_name, genuine=False)
+    grant = make_grant()
+    engine.grant_attach(profile.target, grant)
+    s3 = s3_with(engine.credentials_issue(profile.target, grant, profile.principal_keys))
+
+    assert engine.grant_revoke(profile.target, grant) is None
+
+    with pytest.raises(ClientError):
+        s3.list_buckets()
+    kept.list_buckets()  # the other live grant is untouched
+    names = iam.list_role_policies(RoleName=profile.target.role_name)["PolicyNames"]
+    assert not any("filler" in n or n.startswith("breakglass-revoked-before-") for n in names)
+
+
+def role_fill(iam, role_name: str, *, genuine: bool) -> None:
+    """Fill the role's 10,240 inline characters with live revocation denies: each holding the
+    exact deny its name says (genuine), or a deny of someone else (counterfeit)."""
+    for index in range(200):
+        request_id = f"filler{index:03d}-{uuid.uuid4().hex[:24]}"
+        document = policies.revocation_policy(request_id if genuine else "x" * 36)
+        try:
+            iam.put_role_policy(
+                RoleName=role_name,
+                PolicyName=f"breakglass-revoked-{request_id}-until-20990101T000000Z",
+                PolicyDocument=json.dumps(document),
+            )
+        except ClientError as error:
+            assert error.response["Error"]["Code"] == "LimitExceeded"
+            return
+    pytest.fail("the sandbox did not enforce the role inline policy size limit")
 
 
 def test_a_role_principal_gets_a_role_inline_grant(aws_sandbox, profile):

@@ -81,6 +81,15 @@ def test_request_two_approvals_credentials_that_work_and_early_revocation(live, 
     expect(page.get_by_test_id("status")).to_have_text("REVOKED", timeout=40_000)
     alice.screenshot("07-request-revoked")
 
+    # An ended request's record is sealed by the worker just after it ends; the page stops
+    # polling once the request is terminal, so reload until the seal shows.
+    seal = page.locator("[data-testid=timeline] [data-code='approvals.timeline.sealed']")
+
+    def sealed_shown() -> bool:
+        page.reload()
+        return seal.count() == 1
+
+    wait_until(sealed_shown, timeout=30, interval=1, what="the ended request's seal")
     shown = page.locator("[data-testid=timeline] [data-code]").evaluate_all(
         "els => els.map(e => e.dataset.code)"
     )
@@ -95,6 +104,7 @@ def test_request_two_approvals_credentials_that_work_and_early_revocation(live, 
         "approvals.credentials.viewed",
         "approvals.revocation.requested",
         "approvals.request.revoked",
+        "approvals.timeline.sealed",
     ]
     expect(page.get_by_text("Reason: Incident resolved")).to_be_visible()
     with pytest.raises(ClientError):

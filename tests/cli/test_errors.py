@@ -27,6 +27,8 @@ API_PROFILE_FIELDS = {
     "region",
     "max_duration_minutes",
     "required_approvals",
+    "scopes",
+    "networks",
 }
 
 

@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRETS = {"DJANGO_SECRET_KEY": "k", "BREAKGLASS_ENCRYPTION_KEYS": "e", "POSTGRES_PASSWORD": "p"}
+SECRETS = {
+    "DJANGO_SECRET_KEY": "k",
+    "BREAKGLASS_ENCRYPTION_KEYS": "e",
+    "BREAKGLASS_SIGNING_KEY": "s",
+    "POSTGRES_PASSWORD": "p",
+    "BREAKGLASS_DB_OWNER_PASSWORD": "o",
+    "BREAKGLASS_DB_RUNTIME_PASSWORD": "r",
+}
 
 pytestmark = pytest.mark.skipif(
     shutil.which("docker-compose") is None, reason="the docker-compose client is not installed"

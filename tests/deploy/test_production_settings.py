@@ -4,6 +4,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from approvals.signatures import key_generate
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -24,6 +26,7 @@ def production_env() -> dict[str, str]:
         "BREAKGLASS_PRODUCTION": "true",
         "DJANGO_SECRET_KEY": "x" * 30 + "a-long-and-random-production-secret-key",
         "BREAKGLASS_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "BREAKGLASS_SIGNING_KEY": key_generate(),
         "DJANGO_ALLOWED_HOSTS": "breakglass.example.com",
         "DJANGO_CSRF_TRUSTED_ORIGINS": "https://breakglass.example.com",
     }

@@ -14,7 +14,13 @@ def test_every_periodic_job_is_scheduled_and_names_a_task_the_worker_has():
         "approvals.worker_heartbeat",
         "approvals.watch_poll",
         "approvals.guard_check",
+        "approvals.activity_backstop",
+        "approvals.timeline_checkpoint",
     }
     assert all(entry["task"] in app.tasks for entry in schedule.values())
     assert schedule["sweep"]["schedule"] == float(settings.SWEEP_INTERVAL_SECONDS)
     assert schedule["guard-check"]["schedule"] == float(settings.GUARD_INTERVAL_SECONDS)
+    assert schedule["activity-backstop"]["schedule"] == float(settings.ACTIVITY_BACKSTOP_SECONDS)
+    assert schedule["timeline-checkpoint"]["schedule"] == float(
+        settings.CHECKPOINT_INTERVAL_SECONDS
+    )

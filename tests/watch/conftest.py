@@ -13,6 +13,7 @@ import pytest
 
 from approvals.models import AccessProfile
 from approvals.services.watch import PollReport, watch_poll
+from tests.administration import administration_alarms_cleared
 from tests.aws_profile import SandboxProfile, sandbox_profile
 from tests.processes import wait_until
 from tests.worker.conftest import live  # noqa: F401
@@ -141,6 +142,7 @@ def watched(cast, aws_sandbox, settings, tmp_path) -> Watched:
     )
     # Only the fresh profile is watched: the shared sandbox role belongs to nobody's test.
     cast.profile.delete()
+    administration_alarms_cleared()
     return Watched(aws=aws, cast=cast)
 
 

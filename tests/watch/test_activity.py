@@ -97,7 +97,8 @@ def test_every_call_of_an_issued_session_is_recorded_in_order_with_its_outcome(w
     assert [row.mutating for row in rows] == [False, False, True, True]
     assert all(row.source_identity == str(access_request.pk) for row in rows)
     assert rows[3].request_parameters["queueName"] == "backdoor"
-    assert not SecurityAlarm.objects.exists()
+    # The extra inline policy on the role is a change to the machinery (issue 12): that alarm only.
+    assert not SecurityAlarm.objects.exclude(kind="watch_tampering").exists()
     # Sealed into the request's chain: count, span and the hash of the batch.
     seals = list(access_request.events.filter(code=SEAL_CODE))
     assert sum(seal.detail["count"] for seal in seals) == 4
@@ -124,7 +125,7 @@ def test_every_call_of_an_issued_session_is_recorded_in_order_with_its_outcome(w
 
     last = activity_of(access_request)[-1]
     assert (last.action, last.error_code, last.unexplained) == ("ListBuckets", "AccessDenied", "")
-    assert not SecurityAlarm.objects.exists()
+    assert not SecurityAlarm.objects.exclude(kind="watch_tampering").exists()
 
 
 def test_a_changed_activity_row_breaks_its_seal(watched):
@@ -168,9 +169,13 @@ def test_a_session_assumed_by_hand_with_a_made_up_identity_alarms_from_both_ends
         "aws_session_token": session["SessionToken"],
     }
     client(watched, "s3", keys).list_buckets()
-    watched.poll_until(lambda: SecurityAlarm.objects.count() == 2)
+    # The attacker's policy on the principal is also tampering (issue 12), a third alarm.
+    watched.poll_until(lambda: SecurityAlarm.objects.count() == 3)
+    assert SecurityAlarm.objects.get(kind="watch_tampering").detail["action"] == "iam:PutUserPolicy"
 
-    kinds = sorted(SecurityAlarm.objects.values_list("kind", flat=True))
+    kinds = sorted(
+        SecurityAlarm.objects.exclude(kind="watch_tampering").values_list("kind", flat=True)
+    )
     assert kinds == ["unexplained_activity", "unexplained_use"]
     call_alarm = SecurityAlarm.objects.get(kind="unexplained_activity")
     assert "s3:ListBuckets allowed" in call_alarm.title

@@ -16,9 +16,12 @@ def channels(cast, smtp_server, chat_receiver, settings):
         user.save()
     profile_chat = chat_receiver()
     security_chat = chat_receiver()
-    cast.profile.notify_emails = "oncall@example.test"
-    cast.profile.chat_webhook_url = profile_chat.url
-    cast.profile.save()
+    # `watched` deletes the cast's profile for a sandbox one: saving it would bring it back as a
+    # second watched profile, whose watch reports the sandbox's own set-up as tampering.
+    if cast.profile.pk is not None:
+        cast.profile.notify_emails = "oncall@example.test"
+        cast.profile.chat_webhook_url = profile_chat.url
+        cast.profile.save()
     settings.SECURITY_EMAILS = ["security@example.test"]
     settings.SECURITY_CHAT_WEBHOOK_URL = security_chat.url
     settings.NOTIFY_MAX_ATTEMPTS = 3

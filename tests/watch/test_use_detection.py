@@ -15,6 +15,7 @@ from approvals.services.sweep import grants_sweep
 from approvals.services.watch import watch_poll
 from approvals.timeline import SYSTEM_CHAIN, timeline_verify
 from tests.aws_profile import sandbox_profile
+from tests.processes import wait_until
 from tests.watch.conftest import event_by, event_for
 from tests.watch.helpers import active_request, revoked_request
 
@@ -71,6 +72,25 @@ def test_an_assume_role_after_revocation_raises_an_alarm_with_the_raw_event(watc
     ]
     assert event.outcome == "alarm"
     assert request_events(access_request, "approvals.alarm.opened")
+
+
+def test_the_broker_s_own_grant_and_revocation_writes_are_let_go_not_poison(watched):
+    # The changes rule routes every write to the principal and the role, the broker's too: its
+    # grant (PutUserPolicy), revocation deny (PutRolePolicy) and grant removal (DeleteUserPolicy)
+    # reach the watch queue and are read as its routine, never set aside as unreadable.
+    revoked_request(watched.cast, watched.profile)
+    watched.aws.sandbox.trail_idle()
+    reports = []
+
+    def let_go() -> bool:
+        reports.extend(watched.poll_until(lambda: True))
+        return sum(report.routine for report in reports) >= 3
+
+    wait_until(let_go, timeout=30, interval=0, what="the broker's three writes read")
+
+    assert sum(report.poison for report in reports) == 0
+    assert not PoisonMessage.objects.exists()
+    assert not SecurityAlarm.objects.exists()
 
 
 def test_an_assume_role_outside_the_portal_raises_an_alarm_on_the_system_chain(watched):

@@ -5,8 +5,9 @@ from approvals.services.guard import guard_check
 
 class Command(BaseCommand):
     help = (
-        "Compare each profile's live watch (trust policy, role policies, EventBridge rule and "
-        "target, queue) with what provisioning expects; raise an alarm and exit non-zero on drift."
+        "Compare each profile's live watch and what AWS holds (trust policy, role and principal "
+        "policies by content, keys, rules and every target field, queue policy, trails) with what "
+        "provisioning and the database expect; raise an alarm and exit non-zero on drift."
     )
 
     def add_arguments(self, parser) -> None:

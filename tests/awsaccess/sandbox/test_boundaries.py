@@ -177,6 +177,8 @@ def test_rule_and_trail_operations_are_authorized_per_resource(aws_sandbox):
             call()
         assert error_code_of(excinfo) == "AccessDeniedException"
     assert trails.get_trail_status(Name=f"other-{suffix}")["IsLogging"]
+    for prefix in ("guarded", "other"):  # a stopped trail left behind is drift for the guard
+        trails.delete_trail(Name=f"{prefix}-{suffix}")
 
 
 def test_queue_policy_calls_are_authorized(aws_sandbox):

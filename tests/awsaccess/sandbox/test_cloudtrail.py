@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ..helpers import error_code_of, make_grant, s3_with
-from .trail import details, receive, session_pattern, wait_recorded, watch
+from .trail import details, forwarding_role, receive, session_pattern, wait_recorded, watch
 
 
 def _issue(engine, profile):
@@ -117,7 +117,10 @@ def test_iam_events_are_delivered_in_us_east_1_as_on_aws(aws_sandbox, engine, pr
     east_events = aws_sandbox.client("events", region_name="us-east-1")
     east_events.put_rule(Name=forward, EventPattern=json.dumps(pattern))
     home_bus = f"arn:aws:events:{aws_sandbox.region}:{aws_sandbox.account_id}:event-bus/default"
-    east_events.put_targets(Rule=forward, Targets=[{"Id": "home", "Arn": home_bus}])
+    role = forwarding_role(aws_sandbox, forward)
+    east_events.put_targets(
+        Rule=forward, Targets=[{"Id": "home", "Arn": home_bus, "RoleArn": role}]
+    )
 
     with pytest.raises(ClientError):
         aws_sandbox.client("iam").get_user(UserName="nobody-x")

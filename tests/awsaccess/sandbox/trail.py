@@ -24,9 +24,62 @@ def watch(aws_sandbox, pattern: dict, *, region: str | None = None, **target: An
         "QueueArn"
     ]
     events = aws_sandbox.client("events", region_name=region)
-    events.put_rule(Name=name, EventPattern=json.dumps(pattern))
+    rule_arn = events.put_rule(Name=name, EventPattern=json.dumps(pattern))["RuleArn"]
     events.put_targets(Rule=name, Targets=[{"Id": "watch", "Arn": arn, **target}])
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": queue_policy(arn, rule_arn)})
     return sqs, url
+
+
+def queue_policy(queue_arn: str, rule_arn: str) -> str:
+    """Only this rule may send (without it, AWS's EventBridge cannot deliver)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                }
+            ],
+        }
+    )
+
+
+def forwarding_role(aws_sandbox, name: str, *, may_put: bool = True) -> str:
+    """A role EventBridge assumes to put events on other regions' default buses."""
+    iam = aws_sandbox.client("iam", region_name="us-east-1")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    action = "events:PutEvents" if may_put else "events:DescribeRule"
+    iam.put_role_policy(
+        RoleName=name,
+        PolicyName="forward",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": action,
+                        "Resource": f"arn:aws:events:*:{aws_sandbox.account_id}:event-bus/default",
+                    }
+                ],
+            }
+        ),
+    )
+    return str(arn)
 
 
 def receive(sqs, url: str, count: int, *, timeout: float = RECEIVE_TIMEOUT) -> list[str]:

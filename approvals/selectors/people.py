@@ -1,0 +1,60 @@
+"""Reads about people: what one viewer may see, their devices, tokens and codes."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.db.models import F
+
+from approvals.models import AccessProfile, BackupCode, PersonalToken, SealedTOTPDevice
+
+
+def user_is_approver_for(*, user, profile: AccessProfile) -> bool:
+    return user.is_active and user.groups.filter(pk=profile.approver_group_id).exists()
+
+
+def user_is_auditor(*, user) -> bool:
+    return user.is_active and user.groups.filter(name=settings.AUDITORS_GROUP).exists()
+
+
+@dataclass(frozen=True)
+class ViewerScope:
+    """What one user may see, read once per page so later reads need no per-row queries."""
+
+    user_id: int
+    group_ids: frozenset[int]
+    is_auditor: bool
+
+    def is_approver_for(self, profile: AccessProfile) -> bool:
+        return profile.approver_group_id in self.group_ids
+
+
+def viewer_scope(*, user) -> ViewerScope:
+    groups = list(user.groups.values_list("id", "name")) if user.is_active else []
+    return ViewerScope(
+        user_id=user.pk,
+        group_ids=frozenset(group_id for group_id, _ in groups),
+        is_auditor=any(name == settings.AUDITORS_GROUP for _, name in groups),
+    )
+
+
+def user_has_confirmed_device(*, user) -> bool:
+    return SealedTOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def personal_tokens_of(*, user: User) -> list[PersonalToken]:
+    """A person's API tokens, live ones first, newest first (their hashes never leave here)."""
+    return list(
+        PersonalToken.objects.filter(user=user)
+        .defer("token_hash")
+        .order_by(F("revoked_at").desc(nulls_first=True), "-created_at")
+    )
+
+
+def backup_codes_unused(*, user) -> int:
+    return BackupCode.objects.filter(user=user, used_at__isnull=True).count()
+
+
+def user_by_username(*, username: str):
+    return get_user_model().objects.filter(username=username).first()

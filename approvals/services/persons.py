@@ -1,0 +1,54 @@
+"""Who a person is across accounts: two accounts carrying the same person identifier are one
+person, so they are never the requester and an approver, nor two approvers, of one request."""
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from approvals import rules
+from approvals.errors import RequestInvalid
+from approvals.models import AccessRequest, PersonIdentity, person_identifier_normalise
+from approvals.models.administration import PERSON_IDENTIFIER_MAX_LENGTH
+
+
+def signer_same_person_as(
+    *, access_request: AccessRequest, signer_id: int | None, other_signer_ids: Iterable[int | None]
+) -> str:
+    """Whose account on this request belongs to the signer's person ("" when nobody's)."""
+    others = list(other_signer_ids)
+    person_of = PersonIdentity.objects.persons_of(
+        user_ids=[signer_id, access_request.requester_id, *others]
+    )
+    return rules.person_shared_with(
+        signer_id=signer_id,
+        requester_id=access_request.requester_id,
+        other_signer_ids=others,
+        person_of=person_of,
+    )
+
+
+def person_identifier_set(*, user: User, identifier: str) -> PersonIdentity:
+    """Give the account its person identifier (replacing any). The change is on the record, with
+    an alarm when the account approves anything (administration signals)."""
+    clean = person_identifier_normalise(identifier or "")
+    if not clean:
+        raise RequestInvalid(
+            "A person identifier cannot be empty.",
+            fields={"person": ["a person identifier cannot be empty"]},
+        )
+    if len(clean) > PERSON_IDENTIFIER_MAX_LENGTH:
+        raise RequestInvalid(
+            "The person identifier is too long.",
+            fields={
+                "person": [f"person must be at most {PERSON_IDENTIFIER_MAX_LENGTH} characters"]
+            },
+        )
+    with transaction.atomic():
+        person = PersonIdentity.objects.select_for_update().filter(user=user).first()
+        if person is None:
+            return PersonIdentity.objects.create(user=user, identifier=clean)
+        if person.identifier != clean:
+            person.identifier = clean
+            person.save()
+    return person

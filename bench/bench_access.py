@@ -1,0 +1,184 @@
+"""Time-to-access (second approval committed → ACTIVE, the portal's own time_to_access_ms) on
+`make run`'s defaults — SQLite and the embedded filesystem broker, the worker as `make run` starts
+it — beside PostgreSQL + Redis, each with the other work busy: every approval sends notices (two
+emails, a chat webhook) and webhooks, beat's watcher polls, and a break-glass session makes ten
+calls a second for the watcher to record.
+
+Each set-up runs in its own process (Django reads its settings once).
+
+    python bench/bench_access.py            (about 2 minutes)
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.harness import (  # noqa: E402
+    GRANTS_PER_PROFILE,
+    Cast,
+    Processes,
+    Receiver,
+    log,
+    portal_env,
+    sandbox_profiles,
+    wait_active,
+)
+from bench.support import percentile, running_sandbox, throwaway_postgres  # noqa: E402
+
+BROKER_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
+GRANTS = 30
+CALLS_PER_SECOND = 10
+
+
+def session_calls(credentials, state, region: str, stop: threading.Event) -> None:
+    """The watch's work: a session calling AWS CALLS_PER_SECOND times a second."""
+    import boto3
+
+    s3 = boto3.client(
+        "s3", endpoint_url=state.endpoint_url, region_name=region,
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        aws_session_token=credentials.session_token,
+    )  # fmt: skip
+    while not stop.wait(1 / CALLS_PER_SECOND):
+        s3.list_buckets()
+
+
+def measure(setup: str, state_file: str, var_dir: Path) -> dict:
+    """One set-up, in this (child) process: → {"p50": ms, "p95": ms}."""
+    import pickle
+
+    state = pickle.loads(Path(state_file).read_bytes())  # noqa: S301 (our own parent wrote it)
+    database = (
+        f"sqlite:///{var_dir}/db.sqlite3"
+        if setup == "embedded"
+        else throwaway_postgres("bench_access")
+    )
+    broker = None if setup == "embedded" else BROKER_URL
+    env = portal_env(
+        state, var_dir, database_url=database, broker_url=broker, queue=f"bench-access-{setup}"
+    )
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from approvals.models import AccessRequest
+    from approvals.services.webhooks import webhook_endpoint_create
+
+    call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)
+    receiver = Receiver()
+    cast = Cast(approvals=2 * (GRANTS + 1))
+    profiles = sandbox_profiles(state, var_dir, cast.group, GRANTS + 1, notices_to=receiver.url)
+    webhook_endpoint_create(url=receiver.url)
+    processes = Processes(env, var_dir)
+    processes.worker()
+    processes.beat()
+    stop = threading.Event()
+    try:
+        first = cast.open_and_approve(profiles[0], "INC-0")
+        wait_active([first])
+        busy = threading.Thread(
+            target=session_calls, args=(cast.credentials(first), state, profiles[0].region, stop)
+        )
+        busy.start()
+        ids = []
+        for n in range(GRANTS):
+            profile = profiles[(n + 1) // GRANTS_PER_PROFILE]
+            ids.append(cast.open_and_approve(profile, f"INC-{n + 1}"))
+            wait_active([ids[-1]])
+        stop.set()
+        busy.join(timeout=10)
+        rows = list(AccessRequest.objects.filter(pk__in=ids))
+        times = [row.time_to_access_ms for row in rows]
+        waits = queue_waits(rows)
+        log(f"{setup}: {receiver.count} notices and webhooks received meanwhile")
+    finally:
+        stop.set()
+        processes.stop_all()
+        receiver.stop()
+    return {
+        "p50": percentile(times, 0.5), "p95": percentile(times, 0.95),
+        "wait_p50": percentile(waits, 0.5), "wait_p95": percentile(waits, 0.95),
+    }  # fmt: skip
+
+
+def queue_waits(rows) -> list[float]:
+    """Second approval → the worker starting the activation (ms): the queue's share of it."""
+    from approvals.models import TimelineEvent
+
+    started = dict(
+        TimelineEvent.objects.filter(
+            request__in=rows, code="approvals.activation.started"
+        ).values_list("request_id", "created_at")
+    )
+    return [(started[row.pk] - row.approved_at).total_seconds() * 1000 for row in rows]
+
+
+def main() -> None:
+    import pickle
+
+    import redis
+
+    redis.Redis.from_url(BROKER_URL).flushdb()
+    results = {}
+    with running_sandbox() as state, tempfile.TemporaryDirectory() as tmp:
+        state_file = Path(tmp) / "state.pickle"
+        state_file.write_bytes(pickle.dumps(state))
+        for setup in ("embedded", "redis"):
+            var_dir = Path(tmp) / setup
+            var_dir.mkdir()
+            log(f"{setup}: {GRANTS} grants, one after another, with notices, webhooks and calls")
+            child = subprocess.run(
+                [sys.executable, __file__, "--setup", setup, str(state_file), str(var_dir)],
+                cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+            )  # fmt: skip
+            for line in child.stdout.splitlines():
+                if line.startswith("RESULT "):
+                    results[setup] = json.loads(line.removeprefix("RESULT "))
+                else:
+                    print(line)
+            if setup not in results:
+                raise SystemExit(f"{setup} failed:\n{child.stderr[-3000:]}")
+    embedded, fast = results["embedded"], results["redis"]
+    print(
+        f"time-to-access, make run defaults (SQLite + filesystem broker): p50 "
+        f"{embedded['p50']:.0f} ms p95 {embedded['p95']:.0f} ms; PostgreSQL + Redis: p50 "
+        f"{fast['p50']:.0f} ms p95 {fast['p95']:.0f} ms. Of which waiting for the worker "
+        f"(approval → activation started): p50 / p95 {embedded['wait_p50']:.0f} / "
+        f"{embedded['wait_p95']:.0f} ms embedded, {fast['wait_p50']:.0f} / {fast['wait_p95']:.0f}"
+        " ms Redis"
+    )
+    figures = [
+        ("time-to-access p50, make run defaults (SQLite + filesystem broker), busy",
+         embedded["p50"], fast["p50"], "< 1000 ms"),
+        ("time-to-access p95, make run defaults (SQLite + filesystem broker), busy",
+         embedded["p95"], fast["p95"], "—"),
+        ("time-to-access p95, PostgreSQL + Redis, busy", fast["p95"], None, "< 150 ms"),
+        ("  of which waiting for the worker, p95, make run defaults", embedded["wait_p95"],
+         None, "—"),
+        ("  of which waiting for the worker, p95, PostgreSQL + Redis", fast["wait_p95"],
+         None, "—"),
+    ]  # fmt: skip
+    for figure, ours, reference, target in figures:
+        row = {"figure": figure, "ours_ms": round(ours, 1), "target": target}
+        if reference:
+            row.update(reference_ms=round(reference, 1), ratio=round(ours / reference, 2))
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--setup"]:
+        outcome = measure(sys.argv[2], sys.argv[3], Path(sys.argv[4]))
+        print("RESULT " + json.dumps(outcome), flush=True)
+    else:
+        main()

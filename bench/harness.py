@@ -1,0 +1,208 @@
+"""A portal with a real worker and beat against the sandbox, for the access and activity benches:
+the environment, the processes (stopped by PID), fresh approvers (one approval each, so no TOTP
+race), a provisioned profile, and the busy work (notices, webhooks, session calls)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def portal_env(state, var_dir: Path, *, database_url: str, broker_url: str | None, queue: str):
+    """What the portal's processes get: the sandbox, the database and the broker (None: the
+    embedded filesystem broker under var_dir, as `make run`)."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DATABASE_URL": database_url,
+        "BREAKGLASS_CELERY_QUEUE": queue,
+        "BREAKGLASS_VAR_DIR": str(var_dir),
+        "BREAKGLASS_AWS_ENDPOINT_URL": state.endpoint_url,
+        "BREAKGLASS_AWS_BROKER_CREDENTIALS_FILE": str(state.state_dir / "broker.json"),
+        "BREAKGLASS_AWS_PRINCIPAL_CREDENTIALS_FILE": str(var_dir / "principals.json"),
+        "BREAKGLASS_AWS_PROPAGATION_TIMEOUT_SECONDS": "0",
+        "BREAKGLASS_WEBHOOK_ALLOW_HTTP_LOOPBACK": "true",
+        "BREAKGLASS_ACTIVITY_BACKSTOP_SETTLE_SECONDS": "5",
+        "BREAKGLASS_LOG_LEVEL": "WARNING",
+    }
+    if broker_url:
+        env["CELERY_BROKER_URL"] = broker_url
+    return env
+
+
+class Processes:
+    def __init__(self, env: dict[str, str], var_dir: Path) -> None:
+        self.env = env
+        self.var_dir = var_dir
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, args: list[str], ready: float = 5.0) -> None:
+        output = (self.var_dir / f"{name}.log").open("ab")
+        self.running[name] = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "portal", *args],
+            cwd=ROOT, env={**os.environ, **self.env}, stdout=output, stderr=output,
+            start_new_session=True,
+        )  # fmt: skip
+        time.sleep(ready)  # connecting takes a few seconds; work queues meanwhile
+
+    def worker(self) -> None:
+        # No -Q: the worker consumes settings.CELERY_TASK_QUEUES, grants first, as `make run`'s.
+        self.start("worker", ["worker", "--loglevel", "WARNING"])
+
+    def beat(self) -> None:
+        self.start("beat", ["beat", "--loglevel", "WARNING", "--schedule",
+                            str(self.var_dir / f"beat-{time.monotonic_ns()}")])  # fmt: skip
+
+    def stop(self, name: str) -> None:
+        process = self.running.pop(name)
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.stop(name)
+
+
+class Receiver:
+    """A loopback HTTP endpoint for chat notices and webhooks, answering after `delay` s."""
+
+    def __init__(self, delay: float = 0.02) -> None:
+        self.count = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(handler) -> None:
+                handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
+                time.sleep(delay)
+                self.count += 1
+                handler.send_response(204)
+                handler.end_headers()
+
+            def log_message(handler, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/hook"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Cast:
+    """The people: a requester and fresh approvers, each signing one approval only."""
+
+    def __init__(self, approvals: int) -> None:
+        from django.contrib.auth.models import Group, User
+
+        from approvals.services.identity import totp_device_set
+
+        self.group, _ = Group.objects.get_or_create(name="approvers")
+        self.requester = User.objects.create(username=f"requester-{uuid.uuid4().hex[:6]}")
+        totp_device_set(user=self.requester)
+        self.approvers = []
+        for _ in range(approvals):
+            approver = User.objects.create(username=f"approver-{uuid.uuid4().hex[:10]}")
+            approver.groups.add(self.group)
+            totp_device_set(user=approver)
+            self.approvers.append(approver)
+
+    def open_and_approve(self, profile, ticket: str):
+        from approvals.services.requests import request_approve, request_open
+        from tests.conftest import fresh_code
+
+        access_request = request_open(
+            profile_slug=profile.slug, requester=self.requester, ticket=ticket,
+            justification="benchmark", duration_minutes=30,
+        )  # fmt: skip
+        for _ in range(profile.required_approvals):
+            approver = self.approvers.pop()  # its device's first code: valid, never used
+            request_approve(
+                access_request_id=access_request.pk,
+                approver=approver,
+                otp_code=fresh_code(approver),
+            )
+        return access_request.pk
+
+    def credentials(self, request_id):
+        from approvals.services.requests import credentials_reveal
+        from tests.conftest import fresh_code
+
+        return credentials_reveal(
+            access_request_id=request_id, user=self.requester, otp_code=fresh_code(self.requester)
+        )
+
+
+_sandboxes: dict = {}
+
+
+def sandbox_profile(state, var_dir: Path, group, *, notices_to: str = ""):
+    """A fresh role and principal, provisioned (watch queue and rules), as an access profile
+    whose notices go to two email addresses and `notices_to` (a chat webhook)."""
+    from approvals.models import AccessProfile
+    from tests.sandbox_plugin import AwsSandbox
+
+    # One AwsSandbox per sandbox: it numbers the roles and principals it makes.
+    sandbox = _sandboxes.setdefault(state.endpoint_url, AwsSandbox(process=None, state=state))  # type: ignore[arg-type]
+    extra = sandbox.new_target()
+    principals = var_dir / "principals.json"
+    known = json.loads(principals.read_text()) if principals.exists() else {}
+    known[extra.target.principal_arn] = {
+        "access_key_id": extra.principal_keys.access_key_id,
+        "secret_access_key": extra.principal_keys.secret_access_key,
+    }
+    principals.write_text(json.dumps(known))
+    return AccessProfile.objects.create(
+        slug=f"bench-{uuid.uuid4().hex[:10]}",
+        name="bench",
+        account_id=extra.target.account_id,
+        region=extra.target.region,
+        role_arn=extra.target.role_arn,
+        principal_arn=extra.target.principal_arn,
+        approver_group=group,
+        notify_emails="oncall@example.com, security@example.com",
+        chat_webhook_url=notices_to,
+    )
+
+
+# An IAM user holds about six grant policies (2,048 characters of inline policy): a profile's
+# principal takes at most this many live grants in a bench.
+GRANTS_PER_PROFILE = 5
+
+
+def sandbox_profiles(state, var_dir: Path, group, grants: int, *, notices_to: str = "") -> list:
+    """Enough profiles for `grants` live grants (GRANTS_PER_PROFILE each)."""
+    count = -(-grants // GRANTS_PER_PROFILE)
+    return [sandbox_profile(state, var_dir, group, notices_to=notices_to) for _ in range(count)]
+
+
+def wait_active(request_ids, timeout: float = 60) -> list:
+    from approvals.models import AccessRequest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = list(AccessRequest.objects.filter(pk__in=list(request_ids)))
+        if rows and all(row.status == "active" for row in rows):
+            return rows
+        time.sleep(0.05)
+    stuck = AccessRequest.objects.filter(pk__in=list(request_ids)).exclude(status="active")
+    raise TimeoutError(f"not active within {timeout}s: {[(r.pk, r.status) for r in stuck]}")

@@ -1,0 +1,144 @@
+"""Acceptance, against the sandbox with the credentials the portal issued: an extension signed
+by two approvers moves the deadline (fresh credentials work past the old one, and are cut off at
+the new one by the rescheduled revocation); an extension nobody finishes signing times out and
+the grant ends at its original deadline.
+
+Grants last whole minutes, so these tests wait about a minute each; every wait is bounded and
+asserts on the real condition (the sandbox's answer, the request's recorded times)."""
+
+from datetime import timedelta
+
+import pytest
+from botocore.exceptions import ClientError
+from django.utils import timezone
+
+from approvals.errors import SignatureRefused
+from approvals.models import (
+    AccessProfile,
+    Decision,
+    ExtensionStatus,
+    GrantExtension,
+    NotificationDelivery,
+    Status,
+)
+from approvals.services.extensions import extension_ask, extension_sign
+from approvals.services.grants import _aws_grant
+from awsaccess import policies
+from awsaccess.runtime import access_engine
+from tests.conftest import fresh_code
+from tests.processes import wait_until
+from tests.worker.test_faults import credentials_of, deadline_in
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REVOCATION_SLACK = timedelta(seconds=2)
+
+
+def sign(live, extension, approver):
+    return extension_sign(
+        access_request_id=extension.request_id,
+        extension_id=extension.pk,
+        approver=approver,
+        otp_code=fresh_code(approver),
+        decision=Decision.APPROVE,
+    )
+
+
+def works(live, credentials) -> bool:
+    try:
+        live.aws.s3_with(credentials).list_buckets()
+    except ClientError as error:
+        assert error.response["Error"]["Code"] in ("AccessDenied", "ExpiredToken")
+        return False
+    return True
+
+
+def revoked_in_aws(live, access_request) -> bool:
+    """The sandbox holds the request's deny on the role, and no grant on the principal."""
+    access_request.refresh_from_db()
+    role = live.aws.profile.role_arn.rsplit("/", 1)[-1]
+    names = live.aws.sandbox.client("iam").list_role_policies(RoleName=role)["PolicyNames"]
+    denied = any(policies.revocation_request_id(n) == str(access_request.pk) for n in names)
+    attached = access_engine().grant_is_attached(
+        access_request.profile.aws_target(), _aws_grant(access_request)
+    )
+    return denied and not attached
+
+
+def active_one_minute_grant(live):
+    AccessProfile.objects.filter(pk=live.aws.profile.pk).update(notify_emails="oncall@example.com")
+    access_request = live.open_approved(duration_minutes=1)
+    live.wait_for_status(access_request, Status.ACTIVE)
+    return access_request
+
+
+def test_a_signed_extension_moves_the_deadline_and_the_revocation_with_it(live):
+    live.start_worker()
+    access_request = active_one_minute_grant(live)
+    deadline_in(access_request, 20)  # set-up: the first minute ends sooner
+    old_deadline = access_request.expires_at
+
+    extension = extension_ask(
+        access_request_id=access_request.pk,
+        requester=live.cast.requester,
+        minutes=1,
+        reason="the failover is still replicating",
+    )
+    sign(live, extension, live.cast.alice)
+    sign(live, extension, live.cast.bob)
+    wait_until(
+        lambda: GrantExtension.objects.get(pk=extension.pk).status == ExtensionStatus.APPLIED,
+        timeout=30,
+        what="extension applied",
+    )
+    access_request.refresh_from_db()
+    new_deadline = old_deadline + timedelta(minutes=1)
+    assert access_request.expires_at == new_deadline
+    fresh = credentials_of(live, access_request)
+    assert GrantExtension.objects.get(pk=extension.pk).replaced_access_key_id not in (
+        "",
+        fresh.access_key_id,
+    )
+
+    wait_until(lambda: timezone.now() > old_deadline + timedelta(seconds=2), timeout=40)
+    assert works(live, fresh), "the session must keep working past the old deadline"
+    access_request.refresh_from_db()
+    assert access_request.status == Status.ACTIVE
+
+    live.wait_for_status(access_request, Status.REVOKED, timeout=75)
+    assert access_request.revoked_at - new_deadline < REVOCATION_SLACK
+    assert not works(live, fresh)
+    assert revoked_in_aws(live, access_request)
+    events = set(
+        NotificationDelivery.objects.filter(request=access_request).values_list("event", flat=True)
+    )
+    assert {"extension.requested", "extension.applied"} <= events
+
+
+def test_an_unsigned_extension_times_out_and_the_grant_ends_at_its_original_deadline(live):
+    live.start_worker()
+    access_request = active_one_minute_grant(live)
+    original = access_request.expires_at
+    credentials = credentials_of(live, access_request)
+    extension = extension_ask(
+        access_request_id=access_request.pk,
+        requester=live.cast.requester,
+        minutes=5,
+        reason="need more time",
+    )
+    assert extension.approval_deadline == original  # never waits past the grant's end
+    sign(live, extension, live.cast.alice)  # one signature is not two
+
+    live.wait_for_status(access_request, Status.REVOKED, timeout=90)
+    assert access_request.expires_at == original
+    assert access_request.revoked_at - original < REVOCATION_SLACK
+    wait_until(
+        lambda: GrantExtension.objects.get(pk=extension.pk).status == ExtensionStatus.TIMED_OUT,
+        timeout=30,
+        what="extension timed out",
+    )
+    assert not works(live, credentials)
+    assert revoked_in_aws(live, access_request)
+    with pytest.raises(SignatureRefused):
+        sign(live, GrantExtension.objects.get(pk=extension.pk), live.cast.bob)
+    assert GrantExtension.objects.get(pk=extension.pk).status == ExtensionStatus.TIMED_OUT

@@ -1,0 +1,150 @@
+"""Grants never wait behind other work: activations and revocations have a queue of their own
+that a real worker serves first, with Redis and with the embedded filesystem broker `make run`
+uses. A backlog of slow chat notifications is queued first; the grant must not wait for it."""
+
+import threading
+import time
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.db import transaction
+
+from approvals.models import NotificationDelivery, Status
+from approvals.services.notifications import SECURITY_CHAT, Notice, notify
+from approvals.services.requests import request_revoke
+from portal.celery import app
+from tests.conftest import fresh_code
+from tests.processes import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BACKLOG = 30
+# Each notice holds a worker slot this long: the backlog takes 15 s to drain on two slots, and a
+# grant queued behind it would wait all of that.
+POST_SECONDS = 1.0
+
+
+class SlowReceiver:
+    """A chat webhook on loopback that takes POST_SECONDS to answer each notice."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(POST_SECONDS)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/hook"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def slow_receiver():
+    receiver = SlowReceiver()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(params=["redis", "filesystem"])
+def broker(request, live, settings):
+    """The worker and this process on Redis (as in production) or on the embedded broker."""
+    if request.param == "redis":
+        yield request.param
+        return
+    folders = {sub: settings.VAR_DIR / "celery" / sub for sub in ("queue", "processed", "control")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    saved = {
+        key: app.conf[key] for key in ("broker_url", "broker_transport", "broker_transport_options")
+    }
+    app.conf.update(
+        broker_url="filesystem://",
+        broker_transport="portal.broker:PriorityFilesystemTransport",
+        broker_transport_options={
+            "data_folder_in": str(folders["queue"]),
+            "data_folder_out": str(folders["queue"]),
+            "processed_folder": str(folders["processed"]),
+            "control_folder": str(folders["control"]),
+            "store_processed": False,
+        },
+    )
+    app._after_fork()  # drop the pooled Redis connections: the next message goes to the folder
+    # The worker child finds no CELERY_BROKER_URL and uses the same folder (tests/settings.py);
+    # its cache (the watch and backstop locks) stays on Redis.
+    live.env.pop("CELERY_BROKER_URL", None)
+    live.env["BREAKGLASS_CACHE_URL"] = settings.CELERY_BROKER_URL
+    try:
+        yield request.param
+    finally:
+        app.conf.update(saved)
+        app._after_fork()
+
+
+def backlog() -> list[int]:
+    """BACKLOG notices to the (slow) security chat, queued once this transaction commits."""
+    with transaction.atomic():
+        rows = [
+            notify(
+                Notice(
+                    event="backlog.test", subject=f"notice {n}", body="-", chats=(SECURITY_CHAT,)
+                )
+            )[0]
+            for n in range(BACKLOG)
+        ]
+    return [row.pk for row in rows]
+
+
+def sent_before(ids: list[int], moment: datetime) -> int:
+    return NotificationDelivery.objects.filter(pk__in=ids, delivered_at__lt=moment).count()
+
+
+def sent(ids: list[int]) -> int:
+    return NotificationDelivery.objects.filter(pk__in=ids, status="sent").count()
+
+
+def test_activation_and_revocation_are_served_before_a_backlog_of_other_work(
+    live, broker, slow_receiver
+):
+    live.env["BREAKGLASS_SECURITY_CHAT_WEBHOOK_URL"] = slow_receiver.url
+    live.start_worker()
+    queued = backlog()
+
+    access_request = live.open_approved()
+    live.wait_for_status(access_request, Status.ACTIVE)
+    # Served as soon as a slot was free, not after the backlog (most of it is still waiting).
+    early = sent_before(queued, access_request.activated_at)
+    assert early <= BACKLOG // 2, f"{early} of {BACKLOG} notices went before the activation"
+
+    more = backlog()
+    request_revoke(
+        access_request_id=access_request.pk,
+        actor=live.cast.requester,
+        otp_code=fresh_code(live.cast.requester),
+        reason="Incident resolved.",
+    )
+    live.wait_for_status(access_request, Status.REVOKED)
+    early = sent_before(more, access_request.revoked_at)
+    assert early <= BACKLOG // 2, f"{early} of {BACKLOG} notices went before the revocation"
+
+    # The backlog is served too, only later: nothing was dropped.
+    try:
+        wait_until(lambda: sent(queued + more) == 2 * BACKLOG, timeout=90, what="backlog")
+    except TimeoutError:
+        rows = NotificationDelivery.objects.filter(pk__in=queued + more).exclude(status="sent")
+        raise AssertionError([(r.pk, r.status, r.attempts, r.last_error) for r in rows]) from None
