@@ -25,7 +25,7 @@ from moto.sts.exceptions import STSValidationError
 from moto.sts.models import AssumedRole, sts_backends
 from moto.sts.responses import TokenResponse
 
-from awsaccess.sandbox import boundaries, calls, clock, json_errors, mfa, object_lock
+from awsaccess.sandbox import boundaries, calls, clock, json_errors, mfa, object_lock, queues
 from awsaccess.sandbox.evaluation import Decision, Request, evaluate, names_principal_exactly
 
 PINNED_MOTO_VERSION = "5.2.5"
@@ -412,4 +412,5 @@ def install() -> None:
     boundaries.install()
     mfa.install()
     object_lock.install()
+    queues.install()
     _installed = True
