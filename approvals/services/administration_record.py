@@ -1,11 +1,12 @@
 """Who is acting, and the one way an administrative change is put on the record.
 
-The acting person is the signed-in user of the web request (`approvals.web.middleware`), or
-whoever a service says (`acting_as`); without one it is a command or script: "system/command".
+The acting person is the web request's user (`approvals.web.middleware`: the signed-in user, or
+the API's caller once it is authenticated), or whoever a service says (`acting_as`); without one
+it is a command or script: "system/command".
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -22,16 +23,20 @@ ALARM_KIND_PREFIX = "admin_"
 
 @dataclass(frozen=True)
 class Actor:
-    """Who is making a change: a signed-in person, or a command / script (user None)."""
+    """Who is making a change: a signed-in person, an integration, or a command / script (None).
 
-    user: Any  # a User, or the web request's lazy user, resolved only when a change happens
+    `user_now` is asked when a change happens, not before: the API authenticates a token inside
+    its view, after the middleware has set the actor, and only then is the caller known."""
+
+    user_now: Callable[[], Any]  # a User, the API's integration principal, None or anonymous
     source: EventSource = SYSTEM_SOURCE
 
     def resolved(self) -> tuple[User | None, str]:
-        user = self.user
+        user = self.user_now()
         if user is None or not getattr(user, "is_authenticated", False):
             return None, COMMAND_ACTOR_NAME if user is None else "anonymous"
-        return user, user.get_username()
+        # An integration key is nobody's account: on the record by name only.
+        return (user if isinstance(user, User) else None), user.get_username()
 
 
 _acting: ContextVar[Actor | None] = ContextVar("breakglass_acting", default=None)
@@ -40,10 +45,17 @@ _confirmed_change: ContextVar[ProfileChange | None] = ContextVar(
 )
 
 
-@contextmanager
-def acting_as(user: Any, source: EventSource = SYSTEM_SOURCE) -> Iterator[None]:
+def acting_as(user: Any, source: EventSource = SYSTEM_SOURCE) -> AbstractContextManager[None]:
     """Changes made inside are recorded as made by `user` (None: a command or script)."""
-    token = _acting.set(Actor(user=user, source=source))
+    return acting_as_whoever(lambda: user, source)
+
+
+@contextmanager
+def acting_as_whoever(
+    user_now: Callable[[], Any], source: EventSource = SYSTEM_SOURCE
+) -> Iterator[None]:
+    """Changes made inside are recorded as made by whoever `user_now()` names at each change."""
+    token = _acting.set(Actor(user_now=user_now, source=source))
     try:
         yield
     finally:
@@ -75,7 +87,7 @@ def administration_record(
 ) -> None:
     """One administration event on the system chain, and an alarm when it changes who may
     approve or what a profile grants."""
-    actor = _acting.get() or Actor(user=None)
+    actor = _acting.get() or Actor(user_now=lambda: None)
     user, name = actor.resolved()
     event: TimelineEvent = timeline_append(
         access_request=None,

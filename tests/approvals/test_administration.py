@@ -5,16 +5,19 @@ and an alarm when it changes who may approve or what a profile grants."""
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
+from django.db.models import signals
 from django.test import Client
 
 from approvals.errors import NotAllowed, SignatureRefused
 from approvals.models import (
     AccessProfile,
+    AccessRequest,
     PersonIdentity,
     SecurityAlarm,
     Status,
     TimelineEvent,
 )
+from approvals.services.api_access import integration_key_create, personal_token_create
 from approvals.services.identity import totp_device_set
 from approvals.services.persons import person_identifier_set
 from approvals.services.requests import request_approve
@@ -160,6 +163,73 @@ def test_a_new_profile_and_a_change_of_its_role_are_alarmed(cast):
         f"profile shadow created: it grants {cast.profile.role_arn} (by system/command)",
         "profile shadow changed: role_arn (by system/command)",
     ]
+
+
+# --- who is acting -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def identify_carol_on_each_new_request(cast):
+    """No API endpoint administers anything yet: this stands in for one, an administration change
+    made while the API serves a call (after the token is authenticated)."""
+
+    def identify_carol(sender, instance, created, **kwargs):
+        if created:
+            person_identifier_set(
+                user=cast.carol, identifier=f"carol+{instance.ticket}@example.com"
+            )
+
+    uid = "tests-administration-during-an-api-call"
+    signals.post_save.connect(identify_carol, sender=AccessRequest, dispatch_uid=uid)
+    yield
+    signals.post_save.disconnect(sender=AccessRequest, dispatch_uid=uid)
+
+
+@pytest.mark.usefixtures("identify_carol_on_each_new_request")
+def test_an_administration_change_during_an_api_call_names_the_token_owner(cast):
+    token = personal_token_create(user=cast.requester, name="cli")
+
+    response = Client().post(
+        "/api/v1/requests/",
+        {
+            "profile": cast.profile.slug,
+            "ticket": "INC-7",
+            "justification": "Payments are down; need admin to fail over.",
+            "duration_minutes": 30,
+        },
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+
+    assert response.status_code == 201, response.content
+    event = system_event("approvals.admin.person_identifier_changed")
+    assert event.actor_name == "rita" and event.actor_id == cast.requester.pk
+    assert event.detail["by"] == "rita" and event.source_ip == "127.0.0.1"
+    assert admin_alarms("person_changed") == [
+        "person identifier of approver carol changed (by rita)"
+    ]
+
+
+@pytest.mark.usefixtures("identify_carol_on_each_new_request")
+def test_an_administration_change_during_an_integrations_call_names_the_integration(cast):
+    _, key = integration_key_create(name="pagerduty")
+
+    response = Client().post(
+        "/api/v1/requests/",
+        {
+            "profile": cast.profile.slug,
+            "ticket": "INC-8",
+            "justification": "Payments are down; need admin to fail over.",
+            "duration_minutes": 30,
+            "requester": "rita",
+        },
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+
+    assert response.status_code == 201, response.content
+    event = system_event("approvals.admin.person_identifier_changed")
+    assert event.actor_name == "integration:pagerduty" and event.actor_id is None
 
 
 # --- person identifiers -------------------------------------------------------------------
