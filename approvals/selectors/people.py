@@ -1,5 +1,7 @@
-"""Reads about people: what one viewer may see, their devices, tokens and codes."""
+"""Reads about people: what one viewer may see, who is one person across accounts, their
+devices, tokens and codes."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -7,7 +9,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db.models import F
 
-from approvals.models import AccessProfile, BackupCode, PersonalToken, SealedTOTPDevice
+from approvals import rules
+from approvals.models import (
+    AccessProfile,
+    AccessRequest,
+    BackupCode,
+    PersonalToken,
+    PersonIdentity,
+    SealedTOTPDevice,
+)
 
 
 def user_is_approver_for(*, user, profile: AccessProfile) -> bool:
@@ -36,6 +46,22 @@ def viewer_scope(*, user) -> ViewerScope:
         user_id=user.pk,
         group_ids=frozenset(group_id for group_id, _ in groups),
         is_auditor=any(name == settings.AUDITORS_GROUP for _, name in groups),
+    )
+
+
+def signer_same_person_as(
+    *, access_request: AccessRequest, signer_id: int | None, other_signer_ids: Iterable[int | None]
+) -> str:
+    """Whose account on this request belongs to the signer's person ("" when nobody's)."""
+    others = list(other_signer_ids)
+    person_of = PersonIdentity.objects.persons_of(
+        user_ids=[signer_id, access_request.requester_id, *others]
+    )
+    return rules.person_shared_with(
+        signer_id=signer_id,
+        requester_id=access_request.requester_id,
+        other_signer_ids=others,
+        person_of=person_of,
     )
 
 

@@ -21,7 +21,7 @@ from approvals.models import (
     TimelineEvent,
     TimelineHead,
 )
-from approvals.selectors.people import ViewerScope
+from approvals.selectors.people import ViewerScope, signer_same_person_as
 
 
 def request_timeline(*, access_request: AccessRequest):
@@ -54,15 +54,23 @@ def request_visible_get(*, scope: ViewerScope, access_request_id) -> AccessReque
 
 
 def signing_blocker(
-    *, scope: ViewerScope, access_request: AccessRequest, signed: bool, now: datetime | None = None
+    *,
+    scope: ViewerScope,
+    access_request: AccessRequest,
+    signed: bool,
+    now: datetime | None = None,
+    same_person_as: str = "",
 ) -> str | None:
-    """Why this user cannot sign this request now (None: they can): the service's own rule."""
+    """Why this user cannot sign this request now (None: they can): the service's own rule.
+    `same_person_as` is `signer_same_person_as` for this user (a query: a list may leave it out,
+    and the request's page then says why)."""
     refusal = rules.signing_refusal(
         access_request=access_request,
         signer_id=scope.user_id,
         is_approver=scope.is_approver_for(access_request.profile),
         already_signed=signed,
         now=now or timezone.now(),
+        same_person_as=same_person_as,
     )
     return refusal.why if refusal is not None else None
 
@@ -134,7 +142,12 @@ def request_page_get(*, scope: ViewerScope, access_request: AccessRequest) -> Re
         approvals_given=approvals_given,
         can_still_approve=can_still_approve,
         signing_blocker=signing_blocker(
-            scope=scope, access_request=access_request, signed=scope.user_id in signed_ids
+            scope=scope,
+            access_request=access_request,
+            signed=scope.user_id in signed_ids,
+            same_person_as=signer_same_person_as(
+                access_request=access_request, signer_id=scope.user_id, other_signer_ids=signed_ids
+            ),
         ),
         may_cancel=rules.cancel_refusal(access_request=access_request, user_id=scope.user_id)
         is None,

@@ -21,6 +21,7 @@ from approvals.models import (
     TimelineEvent,
 )
 from approvals.sealing import seal
+from approvals.selectors.people import signer_same_person_as
 from approvals.services.extensions import (
     EXTENSION_PURPOSE,
     SIGNED_EVENT,
@@ -29,7 +30,6 @@ from approvals.services.extensions import (
     extension_locked,
 )
 from approvals.services.grants import _aws_grant  # the grant as AWS holds it
-from approvals.services.persons import signer_same_person_as
 from approvals.services.queue import Job, RetryLater, enqueue_after_commit
 from approvals.services.requests import request_locked
 from approvals.timeline import chain_for, timeline_append, timeline_verify

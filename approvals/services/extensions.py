@@ -33,8 +33,8 @@ from approvals.models import (
     SealedTOTPDevice,
     TimelineEvent,
 )
+from approvals.selectors.people import signer_same_person_as
 from approvals.services.notifications import notify_extension_changed
-from approvals.services.persons import signer_same_person_as
 from approvals.services.queue import Job, enqueue_after_commit
 from approvals.services.requests import RequestId, request_locked
 from approvals.services.signing import otp_check, refusal_raise, refusal_record, text_clean

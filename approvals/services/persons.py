@@ -1,31 +1,16 @@
 """Who a person is across accounts: two accounts carrying the same person identifier are one
 person, so they are never the requester and an approver, nor two approvers, of one request."""
 
-from collections.abc import Iterable
-
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from approvals import rules
 from approvals.errors import RequestInvalid
-from approvals.models import AccessRequest, PersonIdentity, person_identifier_normalise
+from approvals.models import PersonIdentity, person_identifier_normalise
 from approvals.models.administration import PERSON_IDENTIFIER_MAX_LENGTH
 
-
-def signer_same_person_as(
-    *, access_request: AccessRequest, signer_id: int | None, other_signer_ids: Iterable[int | None]
-) -> str:
-    """Whose account on this request belongs to the signer's person ("" when nobody's)."""
-    others = list(other_signer_ids)
-    person_of = PersonIdentity.objects.persons_of(
-        user_ids=[signer_id, access_request.requester_id, *others]
-    )
-    return rules.person_shared_with(
-        signer_id=signer_id,
-        requester_id=access_request.requester_id,
-        other_signer_ids=others,
-        person_of=person_of,
-    )
+# The person rule is a read (the request page asks it too), so it lives with the selectors;
+# approvals.services.grants still imports it from here.
+from approvals.selectors.people import signer_same_person_as as signer_same_person_as
 
 
 def person_identifier_set(*, user: User, identifier: str) -> PersonIdentity:

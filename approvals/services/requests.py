@@ -30,8 +30,8 @@ from approvals.models import (
     Status,
 )
 from approvals.sealing import unseal
+from approvals.selectors.people import signer_same_person_as
 from approvals.services.lifecycle import request_changed_announce, request_move
-from approvals.services.persons import signer_same_person_as
 from approvals.services.queue import Job, enqueue_after_commit
 from approvals.services.scopes import scope_for_request
 from approvals.services.signing import (

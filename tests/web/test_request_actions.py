@@ -4,7 +4,8 @@ import pytest
 from django.urls import reverse
 
 from approvals.models import AccessRequest, Approval, Status
-from tests.conftest import fresh_code, totp_code
+from approvals.services.persons import person_identifier_set
+from tests.conftest import fresh_code, make_user, totp_code
 from tests.web.helpers import active, codes, wrong_code
 
 pytestmark = pytest.mark.django_db
@@ -84,6 +85,38 @@ def test_the_page_says_why_an_approver_cannot_sign(cast, as_user):
         url("approve", access_request), {"code": fresh_code(cast.auditor)}
     )
     assert response.status_code == 403
+
+
+def test_a_second_account_of_the_requester_gets_no_sign_button_and_is_told_why(cast, as_user):
+    alias = make_user("rita-approver", cast.profile.approver_group)
+    person_identifier_set(user=cast.requester, identifier="sso|rita")
+    person_identifier_set(user=alias, identifier="sso|rita")
+    access_request = cast.open_request()
+
+    page = as_user(alias).get(url("detail", access_request)).content.decode()
+
+    assert "Approve with this code" not in page
+    assert "You cannot sign: your account belongs to the same person as the requester" in page
+
+
+def test_a_second_account_of_a_signer_gets_no_sign_button_and_is_told_why(cast, as_user):
+    alias = make_user("alice-ops", cast.profile.approver_group)
+    person_identifier_set(user=cast.alice, identifier="alice@example.com")
+    person_identifier_set(user=alias, identifier="alice@example.com")
+    access_request = cast.open_request()
+    as_user(cast.alice).post(url("approve", access_request), {"code": fresh_code(cast.alice)})
+
+    page = as_user(alias).get(url("detail", access_request)).content.decode()
+
+    assert "Approve with this code" not in page
+    assert (
+        "You cannot sign: your account belongs to the same person as another signer of this "
+        "request" in page
+    )
+    assert (
+        "Approve with this code"
+        in as_user(cast.bob).get(url("detail", access_request)).content.decode()
+    )
 
 
 def test_a_rejection_needs_a_reason_and_a_code(cast, as_user):
