@@ -9,17 +9,19 @@ portal's LookupEvents backstop; dropped events stay in the history, as on AWS.
 
 from __future__ import annotations
 
+import collections
 import copy
+import json
 import logging
-import queue
 import random
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from moto.events.models import EventsBackend, events_backends
+from moto.events.models import EventPattern, EventsBackend, events_backends
 
 from awsaccess.sandbox import cloudtrail, history, protocol, targets, trails
 from awsaccess.sandbox.calls import CapturedCall
@@ -53,7 +55,13 @@ class DeliveryStats:
 
 _lock = threading.Lock()
 _stats = DeliveryStats()
-_pending: queue.Queue[CapturedCall] = queue.Queue(maxsize=QUEUE_LIMIT)
+# Calls waiting for the worker. Not a queue.Queue: waking the worker on every call (its
+# condition's notify) made each request thread hand the GIL over mid-request; the worker is woken
+# only when it went idle, and under a burst it drains what waits without being signalled.
+_calls: collections.deque[CapturedCall] = collections.deque()
+_in_hand = 0  # 1 while the worker holds a call taken off _calls (set before taking it)
+_idle = False
+_wake = threading.Event()
 _worker: threading.Thread | None = None
 
 
@@ -71,7 +79,7 @@ def configure(drop_fraction: float, seed: int | None) -> dict[str, Any]:
 def stats() -> dict[str, Any]:
     with _lock:
         # Calls served but not yet recorded and delivered (queued or in the worker's hands).
-        return {**_stats.as_dict(), "pending": _pending.unfinished_tasks}
+        return {**_stats.as_dict(), "pending": len(_calls) + _in_hand}
 
 
 def _should_drop(event_id: str) -> bool:
@@ -102,6 +110,12 @@ def _event_message(entry: dict[str, Any], service: str) -> dict[str, Any]:
     }
 
 
+def _matches(pattern: EventPattern, flat: dict[str, Any]) -> bool:
+    """EventPattern.matches_event, on the event already flattened."""
+    rules = pattern.get_pattern()
+    return not rules or bool(pattern._does_event_match(flat, rules))
+
+
 def deliver(entry: dict[str, Any], service: str) -> None:
     """Send the event through the rules of the default bus in the record's account and region."""
     account_id, region = entry["recipientAccountId"], entry["awsRegion"]
@@ -110,8 +124,13 @@ def deliver(entry: dict[str, Any], service: str) -> None:
     if bus is None:
         return
     message = _event_message(entry, service)
+    # moto's matches_event serialises and flattens the event once per rule; once is enough.
+    flat = EventPattern._flatten_dict(json.loads(json.dumps(message)))
     for rule in list(bus.rules.values()):
         try:
+            # Copied only for the rules it matches (send_to_targets decides the same again).
+            if rule.state != "ENABLED" or not _matches(rule.event_pattern, flat):
+                continue
             rule.send_to_targets(copy.deepcopy(message))  # type: ignore[arg-type]  # moto types it a str; it takes the dict
         except Exception:  # one broken target must not stop the trail
             logger.exception("delivery to the targets of rule %s failed", rule.name)
@@ -130,19 +149,40 @@ def _handle(call: CapturedCall) -> None:
         deliver(entry, api.service)
 
 
-def _run() -> None:
+def _next_call() -> CapturedCall:
+    """The oldest call waiting, sleeping while there is none."""
+    global _in_hand, _idle
     while True:
-        call = _pending.get()
+        _in_hand = 1
+        try:
+            return _calls.popleft()
+        except IndexError:
+            _in_hand = 0
+        _idle = True
+        _wake.clear()
+        if not _calls:  # checked after saying so: a call submitted meanwhile wakes us
+            _wake.wait()
+        _idle = False
+
+
+def _run() -> None:
+    global _in_hand
+    while True:
+        call = _next_call()
         try:
             _handle(call)
         except Exception:  # the trail must outlive any one odd request
             logger.exception("could not record %s %s", call.method, call.path)
         finally:
-            _pending.task_done()
+            _in_hand = 0
 
 
 def submit(call: CapturedCall) -> None:
-    _pending.put(call)
+    while len(_calls) >= QUEUE_LIMIT:
+        time.sleep(0.01)
+    _calls.append(call)
+    if _idle:
+        _wake.set()
 
 
 def start() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from functools import lru_cache
 
 
 class Decision(Enum):
@@ -35,11 +36,17 @@ def _as_list(value: object) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def _glob(pattern: str, value: str, *, case_sensitive: bool) -> bool:
-    # IAM wildcards: * any run, ? one character; nothing else is special.
+@lru_cache(maxsize=8192)
+def _glob_regex(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
+    # IAM wildcards: * any run, ? one character; nothing else is special. Compiled once per
+    # pattern: every request evaluates the same few policies' patterns again.
     regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
     flags = 0 if case_sensitive else re.IGNORECASE
-    return re.fullmatch(regex, value, flags | re.DOTALL) is not None
+    return re.compile(regex, flags | re.DOTALL)
+
+
+def _glob(pattern: str, value: str, *, case_sensitive: bool) -> bool:
+    return _glob_regex(pattern, case_sensitive).fullmatch(value) is not None
 
 
 def _parse_time(value: str) -> datetime | None:

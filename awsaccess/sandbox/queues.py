@@ -2,9 +2,14 @@
 the whole queue, reading the clock twice per message) once per message received and once per
 message sent, so a receive of ten from a queue of 2,000 cost ~100 ms and capped any consumer at
 ~40 messages a second. Here the retention check reads the one attribute it needs and each walk
-reads the clock once; what they decide is unchanged."""
+reads the clock once; what they decide is unchanged. And a send no longer counts the queue's
+messages at all: moto's send_message reads the queue's attributes for ContentBasedDeduplication
+only, and the three counts among them walked the whole queue on every send."""
 
 from __future__ import annotations
+
+import threading
+from typing import Any
 
 from moto.core.utils import unix_time, unix_time_millis
 from moto.sqs.models import Message, Queue, SQSBackend
@@ -22,12 +27,37 @@ def _messages(self: Queue) -> list[Message]:
     return [m for m in self._messages if now > m.visible_at and now >= m.delayed_until]
 
 
+# Set while this thread runs moto's send_message (whose only use of the counts is none).
+_sending = threading.local()
+_original_send_message = SQSBackend.send_message
+
+
+def _send_message(self: SQSBackend, *args: Any, **kwargs: Any) -> Message:
+    _sending.active = True
+    try:
+        return _original_send_message(self, *args, **kwargs)
+    finally:
+        _sending.active = False
+
+
+def _counting() -> bool:
+    return not getattr(_sending, "active", False)
+
+
+def _visible_count(self: Queue) -> int:
+    return len(self.messages) if _counting() else 0
+
+
 def _delayed_count(self: Queue) -> int:
+    if not _counting():
+        return 0
     now = unix_time_millis()
     return sum(1 for m in self._messages if now < m.delayed_until)
 
 
 def _not_visible_count(self: Queue) -> int:
+    if not _counting():
+        return 0
     now = unix_time_millis()
     return sum(1 for m in self._messages if now <= m.visible_at)
 
@@ -36,6 +66,8 @@ def install() -> None:
     SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]  # patching moto in place
         _is_message_valid_based_on_retention_period
     )
+    SQSBackend.send_message = _send_message  # type: ignore[method-assign]  # patching moto in place
+    Queue.approximate_number_of_messages = property(_visible_count)  # type: ignore[method-assign,assignment]  # patching moto in place
     Queue.messages = property(_messages)  # type: ignore[method-assign,assignment]  # patching moto in place
     Queue.approximate_number_of_messages_delayed = property(_delayed_count)  # type: ignore[method-assign,assignment]  # patching moto in place
     Queue.approximate_number_of_messages_not_visible = property(_not_visible_count)  # type: ignore[method-assign,assignment]  # patching moto in place

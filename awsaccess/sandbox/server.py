@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 import moto
 from werkzeug.serving import run_simple
 
-from awsaccess.sandbox import calls, clock, delivery, extension, history
+from awsaccess.sandbox import calls, clock, delivery, dispatch, extension, history
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ def build_app() -> Callable[[dict, StartResponse], Iterable[bytes]]:
     # Imported late: moto's werkzeug app pulls in every backend, which takes a while.
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    dispatch.install()
     moto_app = calls.recording(DomainDispatcherApplication(create_backend_app), delivery.submit)
 
     def app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
