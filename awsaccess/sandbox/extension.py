@@ -47,6 +47,13 @@ _TRAIL_ACTIONS = {
         "GetTrailStatus", "GetTrail", "GetEventSelectors", "PutEventSelectors",
     )
 }  # fmt: skip
+# SQS's batch operations have no IAM actions of their own: AWS authorises each as its single
+# form (moto asks for "sqs:DeleteMessageBatch", which no policy names).
+_BATCH_ACTIONS = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
 _SOURCE_IDENTITY = re.compile(r"^[\w+=,.@-]{2,64}$")
 _installed = False
 
@@ -332,6 +339,7 @@ def _session_policies(backend: IAMBackend, session: AssumedRole | None) -> list[
 def _check_action_permitted(self: IAMRequestBase, resource: str) -> None:
     """Replaces moto's evaluator: conditions, explicit denies, session policies, trust policies
     with principals, SetSourceIdentity/TagSession, and expired STS credentials."""
+    self._action = _BATCH_ACTIONS.get(self._action, self._action)
     principal_arn, kind, session = _caller(self)
     expired = session is None or _aware(session.expiration) <= clock.now()
     if kind == "AssumedRole" and expired:

@@ -213,3 +213,35 @@ def test_a_device_of_another_user_does_not_count(aws_sandbox):
             TokenCode=_code(seed),
         )
     assert error_code_of(excinfo) == "AccessDenied"
+
+
+def test_sqs_batch_operations_are_authorised_as_their_single_action(aws_sandbox):
+    # AWS has no sqs:DeleteMessageBatch or sqs:SendMessageBatch permission: the batch is
+    # allowed or refused exactly as DeleteMessage / SendMessage would be.
+    admin_sqs = aws_sandbox.client("sqs")
+    url = admin_sqs.create_queue(QueueName=f"batch-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = admin_sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+
+    def user(*actions: str):
+        statement = {"Effect": "Allow", "Action": list(actions), "Resource": arn}
+        document = {"Version": VERSION, "Statement": [statement]}
+        return _as(
+            aws_sandbox, "sqs", aws_sandbox.new_user(f"sqs-{uuid.uuid4().hex[:8]}", document)
+        )
+
+    consumer = user("sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage")
+    reader = user("sqs:ReceiveMessage")
+    entries = [{"Id": str(n), "MessageBody": f"m{n}"} for n in range(3)]
+    assert len(consumer.send_message_batch(QueueUrl=url, Entries=entries)["Successful"]) == 3
+    with pytest.raises(ClientError) as excinfo:
+        reader.send_message_batch(QueueUrl=url, Entries=entries)
+    assert error_code_of(excinfo) in ("AccessDenied", "AccessDeniedException")
+
+    messages = consumer.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    handles = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)]
+    with pytest.raises(ClientError) as excinfo:
+        reader.delete_message_batch(QueueUrl=url, Entries=handles)
+    assert error_code_of(excinfo) in ("AccessDenied", "AccessDeniedException")
+    assert len(consumer.delete_message_batch(QueueUrl=url, Entries=handles)["Successful"]) == 3
