@@ -1,4 +1,4 @@
-"""Reading the watch queues: long-poll receive and delete, plain dicts in and out.
+"""Reading the watch queues: long-poll receive and batch delete, plain dicts in and out.
 
 Each access profile has one SQS queue (named by `policies.watch_name`) that its EventBridge rule
 fills with CloudTrail AssumeRole events of the break-glass role.
@@ -7,15 +7,19 @@ fills with CloudTrail AssumeRole events of the break-glass role.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from awsaccess import policies
 from awsaccess.clients import ClientFactory
 from awsaccess.errors import aws_call
 from awsaccess.types import AwsConnection, AwsTarget
 
-# SQS's own limits for one ReceiveMessage call.
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import DeleteMessageBatchRequestEntryTypeDef
+
+# SQS's own limits for one ReceiveMessage and one DeleteMessageBatch call.
 MAX_MESSAGES_PER_RECEIVE = 10
+MAX_MESSAGES_PER_DELETE = 10
 MAX_WAIT_SECONDS = 20
 
 
@@ -74,9 +78,25 @@ def messages_receive(
     ]
 
 
-def message_delete(
-    connection: AwsConnection, *, region: str, queue_url: str, receipt_handle: str
-) -> None:
+def messages_delete(
+    connection: AwsConnection, *, region: str, queue_url: str, receipt_handles: list[str]
+) -> dict[int, str]:
+    """Delete messages ten to a call (DeleteMessageBatch) → {index in `receipt_handles`: why
+    SQS kept it} for the entries it refused; a whole call that fails raises AwsError.
+
+    A message not deleted reappears after its visibility timeout: the caller must recognise it.
+    """
     sqs = _clients(connection).client("sqs", region)
-    with aws_call("sqs:DeleteMessage"):
-        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle)
+    failed: dict[int, str] = {}
+    for start in range(0, len(receipt_handles), MAX_MESSAGES_PER_DELETE):
+        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(index), "ReceiptHandle": handle}
+            for index, handle in enumerate(
+                receipt_handles[start : start + MAX_MESSAGES_PER_DELETE], start
+            )
+        ]
+        with aws_call("sqs:DeleteMessage"):  # IAM authorises the batch as DeleteMessage
+            response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+        for entry in response.get("Failed", []):
+            failed[int(entry["Id"])] = f"{entry.get('Code', '?')}: {entry.get('Message', '')}"
+    return failed

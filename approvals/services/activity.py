@@ -45,10 +45,30 @@ class CallVerdict:
     alarm_key: str  # one alarm per session and reason, not one per call
 
 
-def _named_request(call: SessionCall, profile: AccessProfile) -> AccessRequest | None:
-    if not _UUID.match(call.source_identity):
-        return None
-    return AccessRequest.objects.filter(pk=uuid.UUID(call.source_identity), profile=profile).first()
+class CallLookups:
+    """What explaining a call reads from the database, read once per batch: a batch of a busy
+    session is many calls naming the same request and the same issued credentials."""
+
+    def __init__(self, profile: AccessProfile) -> None:
+        self.profile = profile
+        self._requests: dict[str, AccessRequest | None] = {}
+        self._issued: dict[uuid.UUID, IssuedCredential | None] = {}
+
+    def named_request(self, source_identity: str) -> AccessRequest | None:
+        if not _UUID.match(source_identity):
+            return None
+        if source_identity not in self._requests:
+            self._requests[source_identity] = AccessRequest.objects.filter(
+                pk=uuid.UUID(source_identity), profile=self.profile
+            ).first()
+        return self._requests[source_identity]
+
+    def issued(self, access_request: AccessRequest) -> IssuedCredential | None:
+        if access_request.pk not in self._issued:
+            self._issued[access_request.pk] = IssuedCredential.objects.filter(
+                request=access_request
+            ).first()
+        return self._issued[access_request.pk]
 
 
 def _grant_end(access_request: AccessRequest) -> datetime | None:
@@ -62,10 +82,14 @@ def _grant_end(access_request: AccessRequest) -> datetime | None:
     return min(ends) if ends else None
 
 
-def session_call_explain(*, call: SessionCall, profile: AccessProfile) -> CallVerdict:
+def session_call_explain(
+    *, call: SessionCall, profile: AccessProfile, lookups: CallLookups | None = None
+) -> CallVerdict:
     """A call is explained by an activated request of this profile named by the session's source
     identity, made with the session the portal issued, in the profile's region, before the grant
-    ended. A call AWS refused after the grant ended is evidence the revocation worked: no alarm."""
+    ended. A call AWS refused after the grant ended is evidence the revocation worked: no alarm.
+    `lookups`: the batch's reads, shared between its calls."""
+    lookups = lookups or CallLookups(profile)
     session = call.access_key_id or call.session_arn
     if offline_kit.is_offline_identity(call.source_identity):
         # A session of an offline kit's opening: its calls go on the opening's record (issue 18).
@@ -75,7 +99,7 @@ def session_call_explain(*, call: SessionCall, profile: AccessProfile) -> CallVe
         if opening is not None:
             why = offline_kit.offline_call_unexplained(call=call, access_request=opening)
             return CallVerdict(opening, why, f"activity:offline:{session}" if why else "")
-    access_request = _named_request(call, profile)
+    access_request = lookups.named_request(call.source_identity)
     if call.role_arn != profile.role_arn:
         return CallVerdict(access_request, f"a session of another role ({call.role_arn})", "")
     if access_request is None:
@@ -100,7 +124,7 @@ def session_call_explain(*, call: SessionCall, profile: AccessProfile) -> CallVe
             f"the request was never activated (it is {access_request.status})",
             f"activity:inactive:{session}",
         )
-    issued = IssuedCredential.objects.filter(request=access_request).first()
+    issued = lookups.issued(access_request)
     if (
         issued is not None
         and call.access_key_id
@@ -133,34 +157,76 @@ def session_call_record(
     with transaction.atomic():
         try:
             with transaction.atomic():
-                row = SessionActivity.objects.create(
-                    event_id=call.event_id,
-                    profile=profile,
-                    request=verdict.access_request,
-                    event_time=call.event_time,
-                    service=call.service,
-                    action=call.action,
-                    region=call.region,
-                    source_ip=call.source_ip,
-                    user_agent=call.user_agent,
-                    session_arn=call.session_arn,
-                    access_key_id=call.access_key_id,
-                    source_identity=call.source_identity,
-                    request_parameters=call.request_parameters,
-                    resources=call.resources,
-                    error_code=call.error_code,
-                    error_message=call.error_message,
-                    read_only=call.read_only,
-                    management_event=call.management_event,
-                    unexplained=verdict.unexplained,
-                    source=source,
-                    received_at=timezone.now(),
-                )
+                row = _row(call, verdict, profile, source)
+                row.save(force_insert=True)
         except IntegrityError:
             return None
         if verdict.unexplained:
             _alarm(call, profile, verdict)
     return row
+
+
+def session_calls_record(
+    *, calls: list[SessionCall], profile: AccessProfile, source: str = ActivitySource.QUEUE
+) -> list[SessionActivity | None]:
+    """Store a batch of calls in a few round trips (the requests they name read once, the known
+    eventIDs in one query, the new rows in one INSERT) → for each call its row, or None when its
+    eventID is already on the record or earlier in the batch. Alarms as session_call_record.
+
+    All or nothing: if any row cannot be stored (a concurrent insert of the same eventID, a value
+    out of a column's range), nothing is and the error is raised; the caller then stores the calls
+    one by one with session_call_record, which tells the duplicate or the bad row apart."""
+    lookups = CallLookups(profile)
+    verdicts = [session_call_explain(call=call, profile=profile, lookups=lookups) for call in calls]
+    rows: list[SessionActivity | None] = []
+    with transaction.atomic():
+        seen = set(
+            SessionActivity.objects.filter(
+                event_id__in=[call.event_id for call in calls]
+            ).values_list("event_id", flat=True)
+        )
+        new: list[tuple[SessionCall, CallVerdict, SessionActivity]] = []
+        for call, verdict in zip(calls, verdicts, strict=True):
+            if call.event_id in seen:
+                rows.append(None)
+                continue
+            seen.add(call.event_id)
+            row = _row(call, verdict, profile, source)
+            rows.append(row)
+            new.append((call, verdict, row))
+        SessionActivity.objects.bulk_create([row for _, _, row in new])
+        for call, verdict, _ in new:
+            if verdict.unexplained:
+                _alarm(call, profile, verdict)
+    return rows
+
+
+def _row(
+    call: SessionCall, verdict: CallVerdict, profile: AccessProfile, source: str
+) -> SessionActivity:
+    return SessionActivity(
+        event_id=call.event_id,
+        profile=profile,
+        request=verdict.access_request,
+        event_time=call.event_time,
+        service=call.service,
+        action=call.action,
+        region=call.region,
+        source_ip=call.source_ip,
+        user_agent=call.user_agent,
+        session_arn=call.session_arn,
+        access_key_id=call.access_key_id,
+        source_identity=call.source_identity,
+        request_parameters=call.request_parameters,
+        resources=call.resources,
+        error_code=call.error_code,
+        error_message=call.error_message,
+        read_only=call.read_only,
+        management_event=call.management_event,
+        unexplained=verdict.unexplained,
+        source=source,
+        received_at=timezone.now(),
+    )
 
 
 def _alarm(call: SessionCall, profile: AccessProfile, verdict: CallVerdict) -> None:

@@ -15,26 +15,24 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DataError, IntegrityError, transaction
-from django.utils import timezone
+from django.db import DataError, IntegrityError
 
 from approvals.models import (
     AccessProfile,
     AccessRequest,
     Component,
     IssuedCredential,
-    ObservedUse,
-    PoisonMessage,
     Status,
 )
-from approvals.scrubbing import scrub_text
 from approvals.services import offline_kit
-from approvals.services.activity import activity_seal, session_call_record
-from approvals.services.alarms import alarm_open
+from approvals.services.activity import (
+    activity_seal,
+    session_call_record,
+    session_calls_record,
+)
 from approvals.services.liveness import heartbeat
 from approvals.services.tampering import (
     BrokerRoutine,
@@ -42,7 +40,7 @@ from approvals.services.tampering import (
     tampering_from,
     tampering_record,
 )
-from approvals.timeline import EventSource, timeline_append
+from approvals.services.watch_records import observed_use_record, poison_message_record
 from approvals.watch_events import (
     PoisonEvent,
     RoleUse,
@@ -177,11 +175,26 @@ class PollReport:
 
 _DONE = object()
 _POLL_LOCK = "breakglass:watch-poll"
+# Receivers per queue: each waits on SQS while the others' batches are stored, so a backlog
+# drains at the rate we store, not at one receive after another.
+RECEIVERS_PER_QUEUE = 2
+# A batch is what waited in the inbox when the watcher took it up (one receive when the queue
+# is quiet, several under a backlog), bounded so a seal never covers more than this many calls.
+MAX_BATCH_MESSAGES = 100
+# Batches received but not yet stored; receivers wait beyond it, so nothing outlives its
+# visibility timeout waiting here.
+_INBOX_BATCHES = 4 * RECEIVERS_PER_QUEUE
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    queue: tuple[str, str]  # (region, role ARN): the queue that could not be read
+    error: AwsError
 
 
 def _receive(profile: AccessProfile, target: AwsTarget, window: float, inbox: queue.Queue) -> None:
     """Long-poll one queue until `window` seconds have passed, handing each batch over as it
-    arrives; puts (profile, queue_url, messages) batches, an AwsError, and finally _DONE.
+    arrives; puts (profile, queue_url, messages) batches, an _Unreadable, and finally _DONE.
 
     Runs on a pool thread, so it never touches the database: a query here would open a
     connection per thread that nothing closes."""
@@ -199,25 +212,35 @@ def _receive(profile: AccessProfile, target: AwsTarget, window: float, inbox: qu
                 wait_seconds=max(0, math.ceil(remaining)) if remaining > 0 else 0,
                 visibility_timeout=settings.WATCH_VISIBILITY_TIMEOUT_SECONDS,
             )
-            if messages:
-                inbox.put((profile, queue_url, messages))
+            if messages and not _hand_over(inbox, (profile, queue_url, messages)):
+                return
             if time.monotonic() >= ends - 0.2:
                 break
     except AwsError as exc:
-        inbox.put(exc)
+        _hand_over(inbox, _Unreadable((profile.region, profile.role_arn), exc))
     finally:
-        inbox.put(_DONE)
+        _hand_over(inbox, _DONE)
+
+
+def _hand_over(inbox: queue.Queue, item: object) -> bool:
+    """Put `item` in the bounded inbox → False if nobody took anything for as long as a message
+    stays invisible (the poll failed): the batch is dropped and SQS hands it out again."""
+    try:
+        inbox.put(item, timeout=settings.WATCH_VISIBILITY_TIMEOUT_SECONDS)
+    except queue.Full:
+        return False
+    return True
 
 
 def watch_poll(*, wait_seconds: int | None = None) -> PollReport:
-    """Long-poll every profile's watch queue at once for `wait_seconds`; each message is stored
+    """Long-poll every profile's watch queue at once for `wait_seconds`; each batch is stored
     (and then deleted) as soon as it arrives.
 
     The watcher's heartbeat is written only when every queue was read: a queue we cannot read
     is a blind spot, and a stale heartbeat is what raises the watcher alarm.
     """
     window = settings.WATCH_WAIT_SECONDS if wait_seconds is None else wait_seconds
-    lock_seconds = window + settings.AWS_READ_TIMEOUT_SECONDS * 3 + 30
+    lock_seconds = _lock_seconds(window)
     # One poll at a time across all workers: overlapping polls would fill every worker slot and
     # make activations and revocations queue behind them. The shared cache makes it cross-process.
     if not cache.add(_POLL_LOCK, "held", timeout=lock_seconds):
@@ -236,34 +259,107 @@ def _watch_poll_locked(window: int) -> PollReport:
     if not profiles:
         heartbeat(component=Component.WATCHER)
         return report
-    inbox: queue.Queue = queue.Queue()
-    # Threads only talk to SQS; every database write stays on this thread.
-    # Every queue at once, so one poll lasts one window whatever the number of profiles.
-    with ThreadPoolExecutor(max_workers=min(len(profiles), 64)) as pool:
+    receivers = len(profiles) * RECEIVERS_PER_QUEUE
+    inbox: queue.Queue = queue.Queue(maxsize=_INBOX_BATCHES * len(profiles))
+    unreadable: set[tuple[str, str]] = set()
+    # Threads only talk to SQS (receives, and deletes of what is stored); every database write
+    # stays on this thread. Every queue at once, so one poll lasts one window whatever the
+    # number of profiles.
+    with (
+        ThreadPoolExecutor(max_workers=min(receivers, 64)) as pool,
+        ThreadPoolExecutor(max_workers=2) as deleter,
+    ):
         for profile in profiles.values():
-            pool.submit(_receive, profile, profile.aws_target(), window, inbox)
-        running = len(profiles)
-        while running:
-            item = inbox.get(timeout=window + settings.AWS_READ_TIMEOUT_SECONDS * 3 + 30)
-            if item is _DONE:
-                running -= 1
-            elif isinstance(item, AwsError):
-                report.queue_errors += 1
-                logger.warning("watch queue unreadable: %s", item)
-            else:
-                profile, queue_url, messages = item
-                touched: set[uuid.UUID] = set()
-                for message in messages:
-                    report.received += 1
-                    request_id = _message_handle(profile, queue_url, message, report)
-                    if request_id is not None:
-                        touched.add(request_id)
-                # One seal per request and batch, not one timeline event per call.
-                for access_request_id in touched:
-                    activity_seal(access_request_id=access_request_id)
+            for _ in range(RECEIVERS_PER_QUEUE):
+                pool.submit(_receive, profile, profile.aws_target(), window, inbox)
+        while receivers:
+            for item in _inbox_take(inbox, timeout=_lock_seconds(window)):
+                if item is _DONE:
+                    receivers -= 1
+                elif isinstance(item, _Unreadable):
+                    unreadable.add(item.queue)
+                    logger.warning("watch queue unreadable: %s", item.error)
+                else:
+                    profile, queue_url, messages = item
+                    _batch_handle(profile, queue_url, messages, report)
+                    deleter.submit(_batch_delete, profile, queue_url, messages)
+    report.queue_errors = len(unreadable)
     if not report.queue_errors:
         heartbeat(component=Component.WATCHER)
     return report
+
+
+def _lock_seconds(window: int) -> int:
+    """The longest one poll may hold the lock (and wait for any one receive)."""
+    return window + settings.AWS_READ_TIMEOUT_SECONDS * 3 + 30
+
+
+def _inbox_take(inbox: queue.Queue, timeout: float) -> list:
+    """The next item (waiting for it), with what else already waits: batches of one queue
+    merged up to MAX_BATCH_MESSAGES, so a backlog is stored in fewer, larger batches."""
+    items = [inbox.get(timeout=timeout)]
+    while True:
+        try:
+            items.append(inbox.get_nowait())
+        except queue.Empty:
+            break
+    merged: list = []
+    open_batch: dict[str, tuple] = {}  # queue URL → its last batch in `merged`
+    for item in items:
+        if not isinstance(item, tuple):
+            merged.append(item)
+            continue
+        profile, queue_url, messages = item
+        last = open_batch.get(queue_url)
+        if last is not None and len(last[2]) + len(messages) <= MAX_BATCH_MESSAGES:
+            last[2].extend(messages)
+            continue
+        batch = (profile, queue_url, list(messages))
+        open_batch[queue_url] = batch
+        merged.append(batch)
+    return merged
+
+
+def _batch_delete(profile: AccessProfile, queue_url: str, messages: list) -> None:
+    """Delete a stored batch (on a pool thread: SQS only). A message left behind comes back after
+    its visibility timeout and is recognised by its eventID / message id."""
+    try:
+        refused = watch_queue.messages_delete(
+            runtime.broker_connection(),
+            region=profile.region,
+            queue_url=queue_url,
+            receipt_handles=[message["receipt_handle"] for message in messages],
+        )
+    except AwsError as exc:
+        logger.warning("%d watch messages not deleted yet: %s", len(messages), exc)
+        return
+    for index, why in refused.items():
+        logger.warning("watch message %s not deleted yet: %s", messages[index]["message_id"], why)
+
+
+def _batch_handle(
+    profile: AccessProfile, queue_url: str, messages: list, report: PollReport
+) -> None:
+    """Store one batch: the session calls together, anything else one by one, then one seal per
+    request whose activity grew (not one timeline event per call)."""
+    touched: set[uuid.UUID] = set()
+    calls: list[tuple[dict, SessionCall]] = []
+    for message in messages:
+        report.received += 1
+        try:
+            record = watch_record_read(message["body"], profile)
+        except PoisonEvent as exc:
+            _poison(profile, queue_url, message, str(exc), report)
+            continue
+        if isinstance(record, SessionCall):
+            calls.append((message, record))
+            continue
+        request_id = _message_store(profile, queue_url, message, record, report)
+        if request_id is not None:
+            touched.add(request_id)
+    touched |= _session_calls_store(profile, queue_url, calls, report)
+    for access_request_id in touched:
+        activity_seal(access_request_id=access_request_id)
 
 
 def watch_record_read(
@@ -288,45 +384,77 @@ def watch_record_read(
         raise PoisonEvent(f"unreadable record ({type(exc).__name__})") from None
 
 
-def _message_handle(
-    profile: AccessProfile, queue_url: str, message: dict, report: PollReport
-) -> uuid.UUID | None:
-    """Store one message, then delete it → the request whose activity it added to, if any."""
-    touched: uuid.UUID | None = None
+def _session_calls_store(
+    profile: AccessProfile,
+    queue_url: str,
+    calls: list[tuple[dict, SessionCall]],
+    report: PollReport,
+) -> set[uuid.UUID]:
+    """Store a batch's session calls together → the requests whose activity they added to."""
+    if not calls:
+        return set()
     try:
-        record = watch_record_read(message["body"], profile)
+        rows = session_calls_record(calls=[call for _, call in calls], profile=profile)
+    except (ValueError, TypeError, OverflowError, DataError, IntegrityError):
+        # One of them cannot be stored as it is (or was stored meanwhile by the backstop):
+        # each on its own, so only a bad one is set aside and a duplicate is told apart.
+        touched = set()
+        for message, call in calls:
+            request_id = _message_store(profile, queue_url, message, call, report)
+            if request_id is not None:
+                touched.add(request_id)
+        return touched
+    touched = set()
+    for row in rows:
+        if row is None:
+            report.duplicates += 1
+            continue
+        report.recorded += 1
+        report.activity += 1
+        report.alarms += bool(row.unexplained)
+        if row.request_id is not None:
+            touched.add(row.request_id)
+    return touched
+
+
+def _message_store(
+    profile: AccessProfile,
+    queue_url: str,
+    message: dict,
+    record: RoleUse | SessionCall | Tampering | BrokerRoutine,
+    report: PollReport,
+) -> uuid.UUID | None:
+    """Store what one message says → the request whose activity it added to, if any. Deleting
+    it is the caller's, once this returned."""
+    try:
         if isinstance(record, Tampering):
             outcome = tampering_record(tampering=record, profile=profile)
             report.alarms += outcome.alarmed
-            touched = outcome.request_id
-        elif isinstance(record, BrokerRoutine):
+            return outcome.request_id
+        if isinstance(record, BrokerRoutine):
             report.routine += 1
         elif isinstance(record, SessionCall):
-            touched = _session_call_handle(record, profile, report)
+            return _session_call_handle(record, profile, report)
         else:
             _role_use_handle(record, profile, report)
-    except (PoisonEvent, ValueError, TypeError, OverflowError, DataError) as exc:
+    except (ValueError, TypeError, OverflowError, DataError) as exc:
         # A record that parses but cannot be stored (a value out of any column's range) is as
         # unreadable as one that does not parse: set aside, and the poll goes on.
-        poison_message_record(
-            queue_url=queue_url,
-            message_id=message["message_id"],
-            body=message["body"],
-            error=str(exc) if isinstance(exc, PoisonEvent) else f"not storable: {exc}"[:500],
-            profile=profile,
-        )
-        report.poison += 1
-    try:
-        watch_queue.message_delete(
-            runtime.broker_connection(),
-            region=profile.region,
-            queue_url=queue_url,
-            receipt_handle=message["receipt_handle"],
-        )
-    except AwsError as exc:
-        # Stored already: the redelivery will be recognised by its eventID / message id.
-        logger.warning("watch message %s not deleted yet: %s", message["message_id"], exc)
-    return touched
+        _poison(profile, queue_url, message, f"not storable: {exc}"[:500], report)
+    return None
+
+
+def _poison(
+    profile: AccessProfile, queue_url: str, message: dict, error: str, report: PollReport
+) -> None:
+    poison_message_record(
+        queue_url=queue_url,
+        message_id=message["message_id"],
+        body=message["body"],
+        error=error,
+        profile=profile,
+    )
+    report.poison += 1
 
 
 def _role_use_handle(use: RoleUse, profile: AccessProfile, report: PollReport) -> None:
@@ -359,105 +487,3 @@ def _session_call_handle(
     report.activity += 1
     report.alarms += bool(row.unexplained)
     return row.request_id
-
-
-# --- What a message becomes ---------------------------------------------------------------
-
-
-def _use_detail(use: RoleUse, unexplained: str) -> dict[str, Any]:
-    """What the timeline and the alarm say about one observed AssumeRole."""
-    return {
-        "message": use.summary,
-        "event_id": use.event_id,
-        "event_time": use.event_time.isoformat(),
-        "principal": use.principal_arn,
-        "source_ip": use.source_ip,
-        "user_agent": use.user_agent,
-        "region": use.region,
-        "session_name": use.session_name,
-        "source_identity": use.source_identity,
-        "error_code": use.error_code,
-        "explained": not unexplained,
-        "unexplained": unexplained,
-    }
-
-
-def observed_use_record(
-    *, use: RoleUse, profile: AccessProfile, access_request: AccessRequest | None, unexplained: str
-) -> ObservedUse | None:
-    """Store one AssumeRole seen in CloudTrail (an approvals.watch.RoleUse) → ObservedUse, or None
-    when that eventID was already recorded. Tied to its request's timeline; an alarm if no
-    approved, active request explains it (`unexplained` says why)."""
-    with transaction.atomic():
-        if ObservedUse.objects.filter(event_id=use.event_id).exists():
-            return None
-        try:
-            with transaction.atomic():
-                observed = ObservedUse.objects.create(
-                    event_id=use.event_id,
-                    profile=profile,
-                    request=access_request,
-                    event_time=use.event_time,
-                    role_arn=use.role_arn,
-                    principal_arn=use.principal_arn,
-                    session_name=use.session_name,
-                    source_identity=use.source_identity,
-                    source_ip=use.source_ip,
-                    user_agent=use.user_agent,
-                    region=use.region,
-                    explained=not unexplained,
-                    raw_event=use.raw,
-                    received_at=timezone.now(),
-                )
-        except IntegrityError:
-            return None
-        detail = _use_detail(use, unexplained)
-        if access_request is not None:
-            timeline_append(
-                access_request=access_request,
-                code="approvals.role.assume_failed" if use.error_code else "approvals.role.assumed",
-                actor_name=(use.principal_arn or "unknown principal")[:150],
-                outcome="alarm" if unexplained else "success",
-                detail=detail,
-                source=EventSource(ip=use.ip, user_agent=use.user_agent),
-            )
-        if unexplained:
-            role = use.role_arn.rsplit("/", 1)[-1]
-            alarm_open(
-                kind="unexplained_use",
-                title=f"Unexplained AssumeRole of {role}: {use.summary}; {unexplained}",
-                dedup_key=f"use:{use.event_id}",
-                detail=detail,
-                raw_event=use.raw,
-                profile=profile,
-                access_request=access_request,
-            )
-    return observed
-
-
-def poison_message_record(
-    *, queue_url: str, message_id: str, body: str, error: str, profile: AccessProfile | None
-):
-    """Set aside a watch message we cannot read (kept, never lost) and report it → PoisonMessage,
-    or None when it was already set aside."""
-    clean_body = scrub_text(body)
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                poison = PoisonMessage.objects.create(
-                    queue_url=queue_url[:600],
-                    message_id=message_id[:100],
-                    body=clean_body,
-                    error=error,
-                    received_at=timezone.now(),
-                )
-        except IntegrityError:
-            return None
-        alarm_open(
-            kind="poison_message",
-            title=f"Unreadable message on the watch queue of {profile or 'a profile'}: {error}",
-            dedup_key=f"poison:{message_id}",
-            detail={"message_id": message_id, "queue_url": queue_url, "error": error},
-            profile=profile,
-        )
-    return poison
