@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from approvals import rules, selectors, signatures
+from approvals import rules, selectors
 from approvals.models import (
     AccessProfile,
     AccessRequest,
@@ -18,7 +18,6 @@ from approvals.models import (
     ExtensionStatus,
     GrantExtension,
     Status,
-    TimelineEvent,
 )
 from approvals.sealing import seal
 from approvals.selectors.people import signer_same_person_as
@@ -32,7 +31,8 @@ from approvals.services.extensions import (
 from approvals.services.grants import _aws_grant  # the grant as AWS holds it
 from approvals.services.queue import Job, RetryLater, enqueue_after_commit
 from approvals.services.requests import request_locked
-from approvals.timeline import chain_for, timeline_append, timeline_verify
+from approvals.services.signing import signed_approvals_forgery
+from approvals.timeline import timeline_append
 from awsaccess import runtime, session_policies
 from awsaccess.engine import GrantExpiredError
 from awsaccess.errors import PermanentAwsError, TransientAwsError
@@ -40,31 +40,6 @@ from awsaccess.types import IssuedCredentials
 
 # An approved extension the worker has not applied after this long is re-driven by the sweeper.
 REDRIVE_AFTER = timedelta(seconds=10)
-
-
-def extension_forgery(extension: GrantExtension) -> str | None:
-    """Why the extension's approvals cannot be trusted (None: each verifies with the portal's
-    key and has its signed event on the request's intact chain)."""
-    chain = chain_for(extension.request)
-    verification = timeline_verify(chain=chain)
-    if not verification.ok:
-        return f"the request's timeline is broken: {verification.reason}"
-    signed = {
-        str((event.detail.get("signature") or {}).get("value")): event.detail
-        for event in TimelineEvent.objects.filter(chain=chain, code=SIGNED_EVENT)
-    }
-    for approval in extension.approvals.filter(decision=Decision.APPROVE):
-        if not signatures.verify(
-            EXTENSION_PURPOSE,
-            approval.signed_payload(),
-            approval.signature_key_id,
-            approval.signature,
-        ):
-            return f"the approval by {approval.approver_name} carries no valid signature"
-        detail = signed.get(approval.signature)
-        if detail is None or detail.get("approver_id") != approval.approver_id:
-            return f"the approval by {approval.approver_name} has no signed event on the timeline"
-    return None
 
 
 def _valid_extension_approvals(extension: GrantExtension) -> int:
@@ -93,7 +68,12 @@ def _apply_refusal(access_request: AccessRequest, extension: GrantExtension) -> 
         return f"the grant ended first (it is {access_request.status})"
     if access_request.expires_at != extension.from_expires_at:
         return "the grant's deadline moved since the extension was asked for"
-    forgery = extension_forgery(extension)
+    forgery = signed_approvals_forgery(
+        access_request=access_request,
+        approvals=extension.approvals.all(),
+        purpose=EXTENSION_PURPOSE,
+        signed_event=SIGNED_EVENT,
+    )
     if forgery is not None:
         return f"approvals do not verify: {forgery}"
     valid, required = (

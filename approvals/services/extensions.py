@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from approvals import rules, selectors, signatures
+from approvals import rules, selectors
 from approvals.errors import NotFound, RequestInvalid
 from approvals.models import (
     OPEN_EXTENSION_STATUSES,
@@ -30,14 +30,19 @@ from approvals.models import (
     ExtensionApproval,
     ExtensionStatus,
     GrantExtension,
-    SealedTOTPDevice,
     TimelineEvent,
 )
 from approvals.selectors.people import signer_same_person_as
 from approvals.services.notifications import notify_extension_changed
 from approvals.services.queue import Job, enqueue_after_commit
 from approvals.services.requests import RequestId, request_locked
-from approvals.services.signing import otp_check, refusal_raise, refusal_record, text_clean
+from approvals.services.signing import (
+    otp_check,
+    refusal_raise,
+    refusal_record,
+    signature_record,
+    text_clean,
+)
 from approvals.services.webhooks import webhooks_extension_changed
 from approvals.timeline import (
     SYSTEM_SOURCE,
@@ -218,30 +223,17 @@ def _extension_signature_record(
     reason: str,
     source: EventSource,
 ) -> ExtensionApproval:
-    # The device row is still locked by the verification: last_t is the step that just verified.
-    device = SealedTOTPDevice.objects.devices_for_user(approver, confirmed=True).get()
     now = timezone.now()
-    approval = ExtensionApproval(
-        extension=extension,
+    approval = signature_record(
+        ExtensionApproval(extension=extension, content_digest=extension.content_digest()),
+        access_request=extension.request,
         approver=approver,
-        approver_name=approver.get_username(),
         decision=decision,
         reason=reason,
-        device_id=device.persistent_id,
-        content_digest=extension.content_digest(),
-        created_at=now,
-        source_ip=source.ip,
-        time_step=device.last_t,
-    )
-    signature = signatures.sign(EXTENSION_PURPOSE, approval.signed_payload())
-    approval.signature_key_id, approval.signature = signature.key_id, signature.value
-    approval.save()
-    timeline_append(
-        access_request=extension.request,
-        code=SIGNED_EVENT if decision == Decision.APPROVE else REJECTED_EVENT,
-        actor=approver,
-        detail={**approval.signed_payload(), "signature": signature.as_dict(), "reason": reason},
+        now=now,
         source=source,
+        purpose=EXTENSION_PURPOSE,
+        event_code=SIGNED_EVENT if decision == Decision.APPROVE else REJECTED_EVENT,
     )
     if decision == Decision.REJECT:
         extension_end(extension, ExtensionStatus.REJECTED, reason, actor=approver, source=source)

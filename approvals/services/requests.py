@@ -26,7 +26,6 @@ from approvals.models import (
     Approval,
     Decision,
     IssuedCredential,
-    SealedTOTPDevice,
     Status,
 )
 from approvals.sealing import unseal
@@ -35,12 +34,14 @@ from approvals.services.lifecycle import request_changed_announce, request_move
 from approvals.services.queue import Job, enqueue_after_commit
 from approvals.services.scopes import scope_for_request
 from approvals.services.signing import (
-    approval_sign,
-    approval_signed_detail,
+    APPROVAL_PURPOSE,
+    APPROVED_EVENT,
+    REJECTED_EVENT,
     otp_check,
     refusal_raise,
     refusal_record,
     signature_check,
+    signature_record,
     text_clean,
 )
 from approvals.timeline import SYSTEM_SOURCE, EventSource, timeline_append
@@ -269,28 +270,16 @@ def _signature_record(
     source: EventSource,
     now: datetime,
 ) -> Approval:
-    # The device row is still locked by the verification: last_t is the step that just verified.
-    device = SealedTOTPDevice.objects.devices_for_user(approver, confirmed=True).get()
-    approval = Approval(
-        request=access_request,
+    approval = signature_record(
+        Approval(request=access_request, content_digest=access_request.content_digest()),
+        access_request=access_request,
         approver=approver,
-        approver_name=approver.get_username(),
         decision=decision,
         reason=reason,
-        device_id=device.persistent_id,
-        content_digest=access_request.content_digest(),
-        created_at=now,
-        source_ip=source.ip,
-        time_step=device.last_t,
-    )
-    approval_sign(approval)
-    approval.save()
-    timeline_append(
-        access_request=access_request,
-        code=f"approvals.signature.{'approved' if decision == Decision.APPROVE else 'rejected'}",
-        actor=approver,
-        detail={**approval_signed_detail(approval), "reason": reason},
+        now=now,
         source=source,
+        purpose=APPROVAL_PURPOSE,
+        event_code=APPROVED_EVENT if decision == Decision.APPROVE else REJECTED_EVENT,
     )
     if decision == Decision.REJECT:
         request_move(

@@ -7,14 +7,23 @@ counter) are never rolled back.
 """
 
 import re
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import QuerySet
 from django_otp import verify_token
 
 from approvals import signatures
 from approvals.errors import RequestInvalid, SignatureRefused
-from approvals.models import AccessRequest, Approval, Decision, SealedTOTPDevice, TimelineEvent
+from approvals.models import (
+    AccessRequest,
+    Approval,
+    Decision,
+    ExtensionApproval,
+    SealedTOTPDevice,
+    TimelineEvent,
+)
 from approvals.rules import Refusal
 from approvals.timeline import (
     SYSTEM_SOURCE,
@@ -129,31 +138,60 @@ def text_clean(
 
 APPROVAL_PURPOSE = "approval"
 APPROVED_EVENT = "approvals.signature.approved"
+REJECTED_EVENT = "approvals.signature.rejected"
+
+# A request's approval or an extension's: the same fields, signed and checked the same way.
+SignedApproval = TypeVar("SignedApproval", Approval, ExtensionApproval)
 
 
-def approval_sign(approval: Approval) -> None:
-    """Sign the approval with the portal's key, at the moment its code verified (not saved)."""
-    signature = signatures.sign(APPROVAL_PURPOSE, approval.signed_payload())
+def signature_record(
+    approval: SignedApproval,
+    *,
+    access_request: AccessRequest,
+    approver: User,
+    decision: Decision,
+    reason: str,
+    now: datetime,
+    source: EventSource,
+    purpose: str,
+    event_code: str,
+) -> SignedApproval:
+    """Store a signature on what `approval` names (its subject and content digest): the approver,
+    the TOTP step that just verified, and the portal key's signature made at that moment. Its
+    event (`event_code`) carries the signed fields and the signature: with the public key, anyone
+    holding the timeline can check it (the request id is the chain's)."""
+    # The device row is still locked by the verification: last_t is the step that just verified.
+    device = SealedTOTPDevice.objects.devices_for_user(approver, confirmed=True).get()
+    approval.approver, approval.approver_name = approver, approver.get_username()
+    approval.decision, approval.reason, approval.created_at = decision, reason, now
+    approval.device_id, approval.time_step = device.persistent_id, device.last_t
+    approval.source_ip = source.ip
+    signature = signatures.sign(purpose, approval.signed_payload())
     approval.signature_key_id, approval.signature = signature.key_id, signature.value
+    approval.save()
+    signed = {k: v for k, v in approval.signed_payload().items() if k != "request"}
+    timeline_append(
+        access_request=access_request,
+        code=event_code,
+        actor=approver,
+        detail={**signed, "signature": signature.as_dict(), "reason": reason},
+        source=source,
+    )
+    return approval
 
 
-def approval_signed_detail(approval: Approval) -> dict[str, Any]:
-    """The signed fields and the signature, for the approval's timeline event: with the public
-    key, anyone holding the timeline can check the approval (the request id is the chain's)."""
-    payload = approval.signed_payload()
-    del payload["request"]
-    return {
-        **payload,
-        "signature": {"key_id": approval.signature_key_id, "value": approval.signature},
-    }
-
-
-def approvals_forgery(access_request: AccessRequest) -> str | None:
-    """Why the request's approvals cannot be trusted, or None.
+def signed_approvals_forgery(
+    *,
+    access_request: AccessRequest,
+    approvals: QuerySet[Approval] | QuerySet[ExtensionApproval],
+    purpose: str,
+    signed_event: str,
+) -> str | None:
+    """Why these approvals (the request's, or one of its extensions') cannot be trusted, or None.
 
     The worker asks before anything reaches AWS: every approval must carry a valid signature of
-    the portal's key (which is not in the database) and its signed event must be on the request's
-    intact chain. A row inserted by a database writer has neither.
+    the portal's key (which is not in the database) for `purpose`, and its `signed_event` must be
+    on the request's intact chain. A row inserted by a database writer has neither.
     """
     chain = chain_for(access_request)
     verification = timeline_verify(chain=chain)
@@ -161,14 +199,11 @@ def approvals_forgery(access_request: AccessRequest) -> str | None:
         return f"the request's timeline is broken: {verification.reason}"
     signed_events = {
         str((event.detail.get("signature") or {}).get("value")): event.detail
-        for event in TimelineEvent.objects.filter(chain=chain, code=APPROVED_EVENT)
+        for event in TimelineEvent.objects.filter(chain=chain, code=signed_event)
     }
-    for approval in access_request.approvals.filter(decision=Decision.APPROVE):
+    for approval in approvals.filter(decision=Decision.APPROVE):
         if not signatures.verify(
-            APPROVAL_PURPOSE,
-            approval.signed_payload(),
-            approval.signature_key_id,
-            approval.signature,
+            purpose, approval.signed_payload(), approval.signature_key_id, approval.signature
         ):
             return f"the approval by {approval.approver_name} carries no valid signature"
         event_detail = signed_events.get(approval.signature)
@@ -178,3 +213,13 @@ def approvals_forgery(access_request: AccessRequest) -> str | None:
                 "request's timeline"
             )
     return None
+
+
+def approvals_forgery(access_request: AccessRequest) -> str | None:
+    """Why the request's own approvals cannot be trusted, or None."""
+    return signed_approvals_forgery(
+        access_request=access_request,
+        approvals=access_request.approvals.all(),
+        purpose=APPROVAL_PURPOSE,
+        signed_event=APPROVED_EVENT,
+    )
