@@ -6,7 +6,7 @@ from approvals.web.access import PortalRequest
 from approvals.web.forms import ExtensionAskForm, ExtensionRejectForm, FreshCodeForm
 
 
-def extension_context(request: PortalRequest, access_request: AccessRequest, **forms) -> dict:
+def extension_context(request: PortalRequest, access_request: AccessRequest) -> dict:
     scope = selectors.viewer_scope(user=request.user)
     return {
         "scope_view": selectors.scope_view(access_request),
@@ -16,7 +16,7 @@ def extension_context(request: PortalRequest, access_request: AccessRequest, **f
         ),
         "extension_minutes_left": selectors.extension_minutes_left(access_request),
         "original_deadline": selectors.original_deadline(access_request),
-        "ask_form": forms.get("ask_form") or ExtensionAskForm(),
-        "extension_code_form": forms.get("extension_code_form") or FreshCodeForm(prefix="ext"),
-        "extension_reject_form": forms.get("extension_reject_form") or ExtensionRejectForm(),
+        "ask_form": ExtensionAskForm(),
+        "extension_code_form": FreshCodeForm(prefix="ext"),
+        "extension_reject_form": ExtensionRejectForm(),
     }

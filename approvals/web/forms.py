@@ -168,34 +168,31 @@ class ExtensionAskForm(forms.Form):
     )
 
 
-class ExtensionRejectForm(forms.Form):
-    prefix = "extreject"
+class CodeAndReasonForm(forms.Form):
+    """A signed step that needs a reason: a fresh code, and the reason labelled for the step."""
+
+    reason_label = "Reason"
     code = otp_field()
-    reason = forms.CharField(
-        label="Reason for rejecting the extension",
-        max_length=REASON_MAX_LENGTH,
-        widget=forms.Textarea(attrs={"rows": 2}),
-    )
+    reason = forms.CharField(max_length=REASON_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].label = self.reason_label
 
 
-class RejectForm(forms.Form):
+class RejectForm(CodeAndReasonForm):
     prefix = "reject"
-    code = otp_field()
-    reason = forms.CharField(
-        label="Reason for rejecting",
-        max_length=REASON_MAX_LENGTH,
-        widget=forms.Textarea(attrs={"rows": 2}),
-    )
+    reason_label = "Reason for rejecting"
 
 
-class RevokeForm(forms.Form):
+class ExtensionRejectForm(CodeAndReasonForm):
+    prefix = "extreject"
+    reason_label = "Reason for rejecting the extension"
+
+
+class RevokeForm(CodeAndReasonForm):
     prefix = "revoke"
-    code = otp_field()
-    reason = forms.CharField(
-        label="Reason for ending access now",
-        max_length=REASON_MAX_LENGTH,
-        widget=forms.Textarea(attrs={"rows": 2}),
-    )
+    reason_label = "Reason for ending access now"
 
 
 class HistoryFilterForm(forms.Form):

@@ -1,5 +1,9 @@
 """The request form, the request page with its live timeline, its actions, credentials, export."""
 
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponse
@@ -124,80 +128,105 @@ def _action_refused(
     return render(request, "requests/detail.html", context, status=error_status(error))
 
 
+def page_action(
+    request: PortalRequest,
+    access_request: AccessRequest,
+    act: Callable[[dict[str, Any]], object],
+    *,
+    done: str,
+    form: forms.Form | None = None,
+    form_key: str = "",
+    invalid: str = "",
+) -> HttpResponse:
+    """One action of the request page: the form's shape is checked, `act` calls the service with
+    the form's data, and the page comes back with `done`; or it is shown again saying why not,
+    with the form (as `form_key`) as it was sent. `invalid`: what to say of a form that is not
+    valid (by default, its code field's error)."""
+    try:
+        if form is not None and not form.is_valid():
+            raise PortalError(invalid or str(form.errors["code"][0]), code="invalid")
+        act(form.cleaned_data if form is not None else {})
+    except PortalError as error:
+        return _action_refused(
+            request, access_request, error, {form_key: form} if form is not None else {}
+        )
+    messages.success(request, done)
+    return redirect("request_detail", access_request_id=access_request.pk)
+
+
 @require_POST
 @verified_required()
 def request_approve(request: PortalRequest, access_request_id) -> HttpResponse:
     access_request = _visible(request, access_request_id)
-    form = FreshCodeForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise PortalError(str(form.errors["code"][0]), code="invalid")
-        requests.request_approve(
+    return page_action(
+        request,
+        access_request,
+        lambda data: requests.request_approve(
             access_request_id=access_request.pk,
             approver=request.user,
-            otp_code=form.cleaned_data["code"],
+            otp_code=data["code"],
             source=event_source(request),
-        )
-    except PortalError as error:
-        return _action_refused(request, access_request, error, {"code_form": form})
-    messages.success(request, "Your approval is signed and recorded.")
-    return redirect("request_detail", access_request_id=access_request.pk)
+        ),
+        form=FreshCodeForm(request.POST),
+        form_key="code_form",
+        done="Your approval is signed and recorded.",
+    )
 
 
 @require_POST
 @verified_required()
 def request_reject(request: PortalRequest, access_request_id) -> HttpResponse:
     access_request = _visible(request, access_request_id)
-    form = RejectForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise PortalError("Fill in the code and the reason.", code="invalid")
-        requests.request_reject(
+    return page_action(
+        request,
+        access_request,
+        lambda data: requests.request_reject(
             access_request_id=access_request.pk,
             approver=request.user,
-            otp_code=form.cleaned_data["code"],
-            reason=form.cleaned_data["reason"],
+            otp_code=data["code"],
+            reason=data["reason"],
             source=event_source(request),
-        )
-    except PortalError as error:
-        return _action_refused(request, access_request, error, {"reject_form": form})
-    messages.success(request, "The request is rejected.")
-    return redirect("request_detail", access_request_id=access_request.pk)
+        ),
+        form=RejectForm(request.POST),
+        form_key="reject_form",
+        invalid="Fill in the code and the reason.",
+        done="The request is rejected.",
+    )
 
 
 @require_POST
 @verified_required()
 def request_cancel(request: PortalRequest, access_request_id) -> HttpResponse:
     access_request = _visible(request, access_request_id)
-    try:
-        requests.request_cancel(
+    return page_action(
+        request,
+        access_request,
+        lambda _: requests.request_cancel(
             access_request_id=access_request.pk, actor=request.user, source=event_source(request)
-        )
-    except PortalError as error:
-        return _action_refused(request, access_request, error, {})
-    messages.success(request, "The request is cancelled.")
-    return redirect("request_detail", access_request_id=access_request.pk)
+        ),
+        done="The request is cancelled.",
+    )
 
 
 @require_POST
 @verified_required()
 def request_revoke(request: PortalRequest, access_request_id) -> HttpResponse:
     access_request = _visible(request, access_request_id)
-    form = RevokeForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise PortalError("Fill in the code and the reason.", code="invalid")
-        requests.request_revoke(
+    return page_action(
+        request,
+        access_request,
+        lambda data: requests.request_revoke(
             access_request_id=access_request.pk,
             actor=request.user,
-            otp_code=form.cleaned_data["code"],
-            reason=form.cleaned_data["reason"],
+            otp_code=data["code"],
+            reason=data["reason"],
             source=event_source(request),
-        )
-    except PortalError as error:
-        return _action_refused(request, access_request, error, {"revoke_form": form})
-    messages.success(request, "Revocation started: access is being taken away now.")
-    return redirect("request_detail", access_request_id=access_request.pk)
+        ),
+        form=RevokeForm(request.POST),
+        form_key="revoke_form",
+        invalid="Fill in the code and the reason.",
+        done="Revocation started: access is being taken away now.",
+    )
 
 
 @require_POST
