@@ -1,9 +1,10 @@
 """The tamper-evident timeline: append one event, verify every chain."""
 
+import gc
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import astuple, dataclass
-from datetime import datetime
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -123,7 +124,8 @@ def _head_lock(chain: str) -> tuple[int, str]:
 # chain -> (sequence, hash): a point of each chain someone vouches for (a signed checkpoint, or
 # what an earlier verification confirmed).
 Pins = Mapping[str, tuple[int, str]]
-_CHUNK = 500
+_CHUNK = 500  # SQLite: chains per statement
+_STREAM_ROWS = 2000
 
 
 @dataclass(frozen=True)
@@ -140,35 +142,50 @@ class Verification:
         return not self.reason
 
 
-_COLUMNS = (
-    "id, chain, sequence, prev_hash, hash, created_at, actor_name, code, outcome, detail, "
-    "source_ip, user_agent"
-)
 _TABLE = TimelineEvent._meta.db_table
-Row = tuple[int, str, int, str, str, datetime, str, str, str, Any, str | None, str]
+_HEADS = TimelineHead._meta.db_table
+_EVENTS = f"{_TABLE} e"
+# id, chain, sequence, prev_hash, hash, then the rest of the formula's fields in its order: the
+# time as the formula's text, the detail as JSON text, the address as text (or None).
+Row = tuple[int, str, int, str, str, str, str, str, str, str, str | None, str]
+# PostgreSQL writes the time as the text the formula hashes (a datetime per row cost more than
+# the hash); the detail and the address come as their text (Django's loaders for jsonb, inet).
+_PG_COLUMNS = (
+    "e.id, e.chain, e.sequence, e.prev_hash, e.hash, "
+    "to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), "
+    "e.actor_name, e.code, e.outcome, e.detail, e.source_ip, e.user_agent"
+)
 
 
-def _event_rows(where: str = "", params: Sequence[Any] = ()) -> Iterator[Row]:
-    """Events in (chain, sequence) order, read in chunks. PostgreSQL through a server-side cursor
-    (a tenth of the ORM's per-row cost: the full verification reads millions); SQLite through the
-    ORM, which turns its text columns into datetimes and dicts."""
-    sql = f"SELECT {_COLUMNS} FROM {_TABLE} {where} ORDER BY chain, sequence"  # noqa: S608
+def _event_rows(source: str = _EVENTS, params: Sequence[Any] = ()) -> Generator[Row]:
+    """Events in (chain, sequence) order, from `source` (a FROM clause naming them `e`).
+
+    PostgreSQL streams one statement's rows as it produces them (libpq's chunked mode), so the
+    database reads and formats while Python hashes, with no round trip per chunk; SQLite goes
+    through the ORM, which turns its text columns into datetimes and dicts."""
     if connection.vendor != "postgresql":
-        rows = TimelineEvent.objects.raw(sql, params)
-        for event in rows.iterator():
+        sql = f"SELECT e.* FROM {source} ORDER BY e.chain, e.sequence"  # noqa: S608
+        for event in TimelineEvent.objects.raw(sql, params).iterator():
             yield (
                 event.id, event.chain, event.sequence, event.prev_hash, event.hash,
-                event.created_at, event.actor_name, event.code, event.outcome, event.detail,
-                event.source_ip, event.user_agent,
+                event.created_at.isoformat(timespec="microseconds"), event.actor_name,
+                event.code, event.outcome, json.dumps(event.detail), event.source_ip,
+                event.user_agent,
             )  # fmt: skip
         return
-    loads = json.loads
-    with transaction.atomic(), connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
-        while batch := cursor.fetchmany(5000):
-            for row in batch:
-                detail = row[9]
-                yield (*row[:9], loads(detail) if isinstance(detail, str) else detail, *row[10:])
+    sql = f"SELECT {_PG_COLUMNS} FROM {source} ORDER BY e.chain, e.sequence"  # noqa: S608
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        stream = cursor.stream(sql, params, size=_STREAM_ROWS)
+        try:
+            # Not `yield from`: closing this generator must not close (cancel) the stream.
+            for row in stream:  # noqa: UP028
+                yield row
+        finally:
+            # A walk that stops early drains the rest: the cancel psycopg would send instead
+            # aborts the caller's transaction.
+            for _ in stream:
+                pass
 
 
 def _walk(rows: Iterable[Row], starts: Pins, pins: Pins) -> tuple[Verification, dict]:
@@ -179,8 +196,21 @@ def _walk(rows: Iterable[Row], starts: Pins, pins: Pins) -> tuple[Verification, 
     checked = 0
     current: str | None = None
     expected_sequence, expected_prev, pin_sequence, pin_hash = 1, GENESIS_HASH, 0, ""
-    for row in rows:
-        event_id, chain, sequence, prev_hash, stored_hash = row[:5]
+    loads, hash_of = json.loads, event_hash_of
+    for (
+        event_id,
+        chain,
+        sequence,
+        prev_hash,
+        stored_hash,
+        created,
+        actor,
+        code,
+        outcome,
+        detail,
+        ip,
+        agent,
+    ) in rows:
         if chain != current:
             if current is not None:
                 reached[current] = (expected_sequence - 1, expected_prev)
@@ -193,8 +223,8 @@ def _walk(rows: Iterable[Row], starts: Pins, pins: Pins) -> tuple[Verification, 
             problem = f"expected sequence {expected_sequence}, found {sequence} (event missing)"
         elif prev_hash != expected_prev:
             problem = "previous-hash link does not match the event before it"
-        elif stored_hash != event_hash_of(
-            chain, sequence, prev_hash, row[5].isoformat(timespec="microseconds"), *row[6:]
+        elif stored_hash != hash_of(
+            chain, sequence, prev_hash, created, actor, code, outcome, loads(detail), ip, agent
         ):
             problem = "content does not match its hash (edited)"
         elif sequence == pin_sequence and stored_hash != pin_hash:
@@ -209,34 +239,35 @@ def _walk(rows: Iterable[Row], starts: Pins, pins: Pins) -> tuple[Verification, 
 
 
 def _ends_check(
-    result: Verification, reached: dict, heads: dict, pins: Pins, starts: Pins
+    result: Verification, reached: dict, heads: Pins, pins: Pins, starts: Pins
 ) -> Verification:
-    """Every chain must end where its head says, and reach every point a checkpoint vouches for."""
+    """Every chain must end where its head says (sequence and hash), and reach every point a
+    checkpoint vouches for."""
+
+    def last(chain: str) -> tuple[int, str]:
+        return reached.get(chain, starts.get(chain, (0, GENESIS_HASH)))
+
     missing = [
-        (chain, sequence)
-        for chain, (sequence, _) in pins.items()
-        if reached.get(chain, starts.get(chain, (0, "")))[0] < sequence
+        (chain, sequence) for chain, (sequence, _) in pins.items() if last(chain)[0] < sequence
     ]
     if missing:
         chain, sequence = sorted(missing)[0]
-        last = reached.get(chain, starts.get(chain, (0, "")))[0]
         reason = (
-            f"chain ends at {last} but the signed checkpoint vouches for {sequence} events "
-            "(events or the whole chain deleted)"
+            f"chain ends at {last(chain)[0]} but the signed checkpoint vouches for {sequence} "
+            "events (events or the whole chain deleted)"
         )
         if len(missing) > 1:
             reason += f"; {len(missing)} of the checkpoint's {len(pins)} chains are short"
-        return Verification(result.events_checked, None, chain, last + 1, reason)
-    for chain, (sequence, _) in sorted(heads.items()):
-        last = reached.get(chain, starts.get(chain, (0, "")))[0]
-        if last != sequence:
-            return Verification(
-                result.events_checked,
-                None,
-                chain,
-                last + 1,
-                f"chain ends at {last} but its head records {sequence} (events removed)",
-            )
+        return Verification(result.events_checked, None, chain, last(chain)[0] + 1, reason)
+    for chain, head in sorted(heads.items()):
+        end = last(chain)
+        if end[0] != head[0]:
+            reason = f"chain ends at {end[0]} but its head records {head[0]} (events removed)"
+        elif end[1] != head[1]:
+            reason = f"chain ends at {end[0]} but its head records another hash (head edited)"
+        else:
+            continue
+        return Verification(result.events_checked, None, chain, end[0] + 1, reason)
     return result
 
 
@@ -251,87 +282,174 @@ def timeline_verify(*, chain: str | None = None, pins: Pins | None = None) -> Ve
     chain that does not end at its head, or one that falls short of (or differs from) `pins`,
     the heads a signed checkpoint vouches for."""
     pins = {c: p for c, p in (pins or {}).items() if chain is None or c == chain}
-    where, params = ("WHERE chain = %s", [chain]) if chain else ("", [])
-    result, reached = _walk(_event_rows(where, params), {}, pins)
+    source, params = (f"{_EVENTS} WHERE e.chain = %s", [chain]) if chain else (_EVENTS, [])
+    with snapshot(), _collector_paused():
+        # The stream holds the connection until closed: nothing else may query inside.
+        with closing(_event_rows(source, params)) as rows:
+            result, reached = _walk(rows, {}, pins)
+        heads = _heads(chain)
     if not result.ok:
         return result
-    return _ends_check(result, reached, _heads(chain), pins, {})
+    return _ends_check(result, reached, heads, pins, {})
 
 
-def pins_check(pins: Pins) -> Verification:
-    """Each pinned event is still there with the pinned hash (one indexed lookup per chain)."""
-    ordered = sorted(pins.items())
-    missing, changed = [], []
-    chunk_size = len(ordered) or 1 if connection.vendor == "postgresql" else _CHUNK
-    for start in range(0, len(ordered), chunk_size):
-        chunk = ordered[start : start + chunk_size]
-        found = _pinned_hashes(chunk)
-        for chain, (sequence, digest) in chunk:
-            if chain not in found:
-                missing.append((chain, sequence))
-            elif found[chain] != digest:
-                changed.append((chain, sequence))
-    if changed:
-        chain, sequence = changed[0]
-        return Verification(
-            0, None, chain, sequence, "event differs from the signed checkpoint (rewritten)"
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The walk allocates a few objects per row and frees them at once (no cycles): the cyclic
+    collector finds nothing, yet a full pass of it over the process's heap costs tens of ms."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextmanager
+def snapshot() -> Iterator[None]:
+    """One consistent view of events and heads while appends go on (PostgreSQL REPEATABLE READ;
+    SQLite's transactions already are one)."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic(savepoint=False):
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+# One row per chain whose pinned event or head is not exactly what was verified, or that is new:
+# (chain, pinned sequence, pinned hash, hash of the event found there, head sequence, head hash).
+Difference = tuple[str, int | None, str | None, str | None, int | None, str | None]
+
+# The event at each pin is looked up on its own (a correlated subquery, kept one by OFFSET 0): a
+# join would let the planner hash the whole table. Heads: one hash join.
+_DIFFERENCES_SQL = """
+SELECT * FROM (
+    SELECT coalesce(p.chain, h.chain), p.seq, p.hash,
+           (SELECT e.hash FROM {events} e WHERE e.chain = p.chain AND e.sequence = p.seq),
+           h.sequence, h.hash
+    FROM unnest({chains}, {sequences}, {hashes}) AS p(chain, seq, hash)
+    FULL JOIN {heads} h ON h.chain = p.chain
+    OFFSET 0
+) AS d(chain, pin_sequence, pin_hash, event_hash, head_sequence, head_hash)
+WHERE pin_sequence IS NULL OR head_sequence IS NULL OR event_hash IS DISTINCT FROM pin_hash
+   OR head_sequence <> pin_sequence OR head_hash <> pin_hash
+"""
+
+
+def _pg_array(values: Sequence[str | int], kind: str) -> tuple[str, Any]:
+    """(SQL, parameter) for a `kind`[] of `values`: one joined string that PostgreSQL splits
+    (psycopg adapts a list item by item: 10,000 pins took longer than the whole query), or the
+    list itself when an item holds the separator."""
+    joined = "\n".join(map(str, values))
+    if joined.count("\n") == len(values) - 1 and (joined or not values):
+        return f"string_to_array(%s, E'\\n')::{kind}[]", joined
+    return f"%s::{kind}[]", list(values)
+
+
+def _differences(verified: Pins) -> list[Difference]:
+    """Compare each verified pin with its event and its chain's head. PostgreSQL in one
+    statement (an index lookup per chain; only the differences come back)."""
+    ordered = sorted(verified.items())
+    if connection.vendor == "postgresql":
+        chains, chains_param = _pg_array([c for c, _ in ordered], "text")
+        sequences, sequences_param = _pg_array([s for _, (s, _) in ordered], "bigint")
+        hashes, hashes_param = _pg_array([h for _, (_, h) in ordered], "text")
+        sql = _DIFFERENCES_SQL.format(
+            events=_TABLE, heads=_HEADS, chains=chains, sequences=sequences, hashes=hashes
         )
-    if missing:
-        chain, sequence = missing[0]
-        reason = "event the signed checkpoint vouches for is missing (deleted)"
-        if len(missing) > 1:
-            reason += f"; {len(missing)} of its {len(pins)} chains are missing or short"
-        return Verification(0, None, chain, sequence, reason)
-    return Verification(0, chains_checked=len(pins))
+        with connection.cursor() as cursor:
+            # The plan costs 10,000 lookups as heavy work: JIT would compile for longer than they
+            # take (a transaction's setting: snapshot() runs this in one).
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute(sql, [chains_param, sequences_param, hashes_param])
+            return cursor.fetchall()
+    heads, found = _heads(), {}
+    for start in range(0, len(ordered), _CHUNK):
+        found.update(_pinned_hashes(ordered[start : start + _CHUNK]))
+    differences: list[Difference] = []
+    for chain, (sequence, digest) in ordered:
+        head = heads.get(chain)
+        if found.get(chain) != digest or head != (sequence, digest):
+            differences.append((chain, sequence, digest, found.get(chain), *(head or (None, None))))
+    differences += [(c, None, None, None, *h) for c, h in heads.items() if c not in verified]
+    return differences
 
 
 def _pinned_hashes(pins: list[tuple[str, tuple[int, str]]]) -> dict[str, str]:
-    """chain -> hash of the event at each pinned sequence (absent: no such event)."""
-    chains = [chain for chain, _ in pins]
-    sequences = [sequence for _, (sequence, _) in pins]
+    """SQLite: chain -> hash of the event at each pinned sequence (absent: no such event)."""
+    values = ", ".join(["(%s, %s)"] * len(pins))
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One statement whatever the count: an index lookup per chain.
-            cursor.execute(
-                f"SELECT e.chain, e.hash FROM unnest(%s::text[], %s::bigint[]) AS p(chain, seq) "  # noqa: S608
-                f"JOIN {_TABLE} e ON e.chain = p.chain AND e.sequence = p.seq",
-                [chains, sequences],
-            )
-        else:
-            values = ", ".join(["(%s, %s)"] * len(pins))
-            cursor.execute(
-                f"SELECT chain, hash FROM {_TABLE} "  # noqa: S608
-                f"WHERE (chain, sequence) IN (VALUES {values})",
-                [item for pair in zip(chains, sequences, strict=True) for item in pair],
-            )
+        cursor.execute(
+            f"SELECT chain, hash FROM {_TABLE} WHERE (chain, sequence) IN (VALUES {values})",  # noqa: S608
+            [item for chain, (sequence, _) in pins for item in (chain, sequence)],
+        )
         return dict(cursor.fetchall())
+
+
+def _pins_problem(differences: list[Difference], count: int) -> Verification | None:
+    """A verified event that is gone or no longer has the verified hash."""
+    changed = [
+        (d[0], d[1]) for d in differences if d[1] is not None and d[3] is not None and d[3] != d[2]
+    ]
+    if changed:
+        chain, sequence = min(changed)
+        return Verification(
+            0, None, chain, sequence, "event differs from the signed checkpoint (rewritten)"
+        )
+    missing = [(d[0], d[1]) for d in differences if d[1] is not None and d[3] is None]
+    if missing:
+        chain, sequence = min(missing)
+        reason = "event the signed checkpoint vouches for is missing (deleted)"
+        if len(missing) > 1:
+            reason += f"; {len(missing)} of its {count} chains are missing or short"
+        return Verification(0, None, chain, sequence, reason)
+    return None
 
 
 def timeline_verify_since(*, verified: Pins, pins: Pins | None = None) -> Verification:
     """Incremental: what was `verified` is still there unchanged (pinned events and heads), and
     every event appended after it is recomputed, linked to it, and meets `pins`."""
     pins = pins or {}
-    heads = _heads()
-    problem = pins_check(verified)
-    if not problem.ok:
-        return problem
-    moved = sorted(
-        (chain, verified.get(chain, (0, GENESIS_HASH)))
-        for chain, head in heads.items()
-        if verified.get(chain) != head
-    )
-    starts = dict(moved)
-    reached: dict[str, tuple[int, str]] = {}
-    checked = 0
-    for start in range(0, len(moved), _CHUNK):
-        chunk = moved[start : start + _CHUNK]
-        where = "WHERE " + " OR ".join(["(chain = %s AND sequence > %s)"] * len(chunk))
-        params = [item for chain, (sequence, _) in chunk for item in (chain, sequence)]
-        result, part = _walk(_event_rows(where, params), starts, pins)
-        checked += result.events_checked
-        if not result.ok:
-            return Verification(checked, *astuple(result)[1:])
-        reached.update(part)
-    untouched = {c: p for c, p in verified.items() if c not in starts}
-    result = Verification(checked, chains_checked=len(heads))
-    return _ends_check(result, reached, heads, pins, {**untouched, **starts})
+    with snapshot(), _collector_paused():
+        differences = _differences(verified)
+        problem = _pins_problem(differences, len(verified))
+        if problem is not None:
+            return problem
+        heads = {d[0]: (d[4], d[5]) for d in differences if d[4] is not None and d[5] is not None}
+        # Chains that moved (or are new), and those a newer checkpoint vouches further for.
+        moved = set(heads) | {c for c, pin in pins.items() if verified.get(c) != pin}
+        starts = {chain: verified.get(chain, (0, GENESIS_HASH)) for chain in sorted(moved)}
+        with closing(_rows_after(starts)) as rows:
+            result, reached = _walk(rows, starts, pins)
+    if not result.ok:
+        return result
+    new_chains = sum(1 for d in differences if d[1] is None)
+    result = Verification(result.events_checked, chains_checked=len(verified) + new_chains)
+    return _ends_check(result, reached, heads, pins, {**verified, **starts})
+
+
+def _rows_after(starts: Pins) -> Generator[Row]:
+    """The events of each chain in `starts` after its start, in (chain, sequence) order."""
+    if not starts:
+        return
+    if connection.vendor == "postgresql":
+        # Each chain's range on its own (LATERAL, OFFSET 0): never a scan of the whole table.
+        chains, chains_param = _pg_array(list(starts), "text")
+        after, after_param = _pg_array([sequence for sequence, _ in starts.values()], "bigint")
+        source = (
+            f"unnest({chains}, {after}) AS s(chain, after) CROSS JOIN LATERAL "  # noqa: S608
+            f"(SELECT * FROM {_TABLE} x WHERE x.chain = s.chain AND x.sequence > s.after "
+            "OFFSET 0) AS e"
+        )
+        yield from _event_rows(source, [chains_param, after_param])
+        return
+    ordered = list(starts.items())
+    for first in range(0, len(ordered), _CHUNK):
+        part = ordered[first : first + _CHUNK]
+        where = " OR ".join(["(e.chain = %s AND e.sequence > %s)"] * len(part))
+        yield from _event_rows(
+            f"{_EVENTS} WHERE {where}",
+            [item for chain, (after, _) in part for item in (chain, after)],
+        )

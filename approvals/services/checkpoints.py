@@ -15,8 +15,6 @@ the chain's head, so one request can be verified from its API timeline and the p
 
 import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +29,7 @@ from approvals.services.webhooks import webhooks_enqueue
 from approvals.timeline import (
     Verification,
     chain_for,
+    snapshot,
     timeline_append,
     timeline_verify,
     timeline_verify_since,
@@ -108,18 +107,6 @@ class SignedCheckpoint:
 
 def checkpoint_of(row: TimelineCheckpoint) -> SignedCheckpoint:
     return SignedCheckpoint(row.header, signatures.Signature(row.key_id, row.signature), row.heads)
-
-
-@contextmanager
-def snapshot() -> Iterator[None]:
-    """One consistent view of events and heads while appends go on (PostgreSQL REPEATABLE READ;
-    SQLite's transactions already are one)."""
-    outermost = not connection.in_atomic_block
-    with transaction.atomic():
-        if outermost and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        yield
 
 
 def checkpoint_latest() -> SignedCheckpoint | None:

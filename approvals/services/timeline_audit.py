@@ -19,9 +19,8 @@ from approvals.services.checkpoints import (
     digest_of,
     header_name,
     heads_name,
-    snapshot,
 )
-from approvals.timeline import Verification, timeline_verify, timeline_verify_since
+from approvals.timeline import Verification, snapshot, timeline_verify, timeline_verify_since
 from awsaccess import anchor, runtime
 from awsaccess.types import AwsConnection
 

@@ -15,12 +15,18 @@ from django.db import connection
 from django.test import Client
 
 from approvals import signatures
-from approvals.models import SecurityAlarm, TimelineCheckpoint, TimelineEvent, WebhookDelivery
+from approvals.models import (
+    SecurityAlarm,
+    TimelineCheckpoint,
+    TimelineEvent,
+    TimelineHead,
+    WebhookDelivery,
+)
 from approvals.services.api_access import personal_token_create
 from approvals.services.checkpoints import header_name, request_seal, timeline_checkpoint
 from approvals.services.requests import request_approve, request_cancel
 from approvals.services.webhooks import webhook_endpoint_create
-from approvals.timeline import timeline_append, timeline_verify
+from approvals.timeline import timeline_append, timeline_verify, timeline_verify_since
 from awsaccess.sandbox.bootstrap import ANCHOR_BUCKET
 from tests.approvals.signed_verifier import verify_signed_request
 from tests.conftest import fresh_code
@@ -282,3 +288,85 @@ def test_provision_anchor_makes_a_compliance_bucket_and_check_refuses_one_withou
     settings.ANCHOR_BUCKET = plain
     with pytest.raises(CommandError, match="no Object Lock configuration"):
         call_command("provision_anchor", "--check", "--credentials-file", provisioner)
+
+
+def heads_now() -> dict[str, tuple[int, str]]:
+    return {h.chain: (h.sequence, h.hash) for h in TimelineHead.objects.all()}
+
+
+def test_incremental_verification_checks_what_was_appended_and_what_was_vouched_for(cast):
+    kept, moved = cast.open_request(), cast.open_request(ticket="INC-2")
+    verified = heads_now()
+    timeline_append(access_request=moved, code="test.after")
+    new = cast.open_request(ticket="INC-3")
+
+    result = timeline_verify_since(verified=verified)
+    assert result.ok, result
+    assert result.events_checked == TimelineEvent.objects.count() - sum(
+        sequence for sequence, _ in verified.values()
+    )
+    assert result.chains_checked == TimelineHead.objects.count()
+
+    later = TimelineEvent.objects.get(chain=f"request:{moved.pk}", code="test.after")
+    raw_sql("UPDATE approvals_timelineevent SET actor_name = 'mallory' WHERE id = %s", [later.pk])
+    assert "edited" in timeline_verify_since(verified=verified).reason
+    assert kept and new
+
+
+@pytest.mark.parametrize("head_too", [False, True])
+def test_incremental_verification_finds_a_chain_re_hashed_forward(cast, head_too):
+    access_request = approved_request(cast)
+    verified = heads_now()
+    chain = f"request:{access_request.pk}"
+
+    def new_justification(event):
+        if event["code"] == "approvals.request.opened":
+            event["detail"]["justification"] = "Routine maintenance, nothing to see."
+
+    head = TimelineHead.objects.get(chain=chain)
+    rewrite_and_rehash(chain, new_justification)
+    if not head_too:  # the head left as the checkpoint saw it
+        raw_sql("UPDATE approvals_timelinehead SET hash = %s WHERE chain = %s", [head.hash, chain])
+
+    result = timeline_verify_since(verified=verified)
+    assert result.broken_chain == chain
+    assert "differs from the signed checkpoint" in result.reason
+
+
+def test_incremental_verification_finds_deleted_chains_and_an_edited_head(cast):
+    doomed, other = cast.open_request(), cast.open_request(ticket="INC-2")
+    verified = heads_now()
+
+    raw_sql("DELETE FROM approvals_timelineevent WHERE chain = %s", [f"request:{doomed.pk}"])
+    raw_sql("DELETE FROM approvals_timelinehead WHERE chain = %s", [f"request:{doomed.pk}"])
+    result = timeline_verify_since(verified=verified)
+    assert result.broken_chain == f"request:{doomed.pk}"
+    assert "missing (deleted)" in result.reason
+
+    verified.pop(f"request:{doomed.pk}")
+    timeline_append(access_request=other, code="test.after")
+    raw_sql(
+        "UPDATE approvals_timelinehead SET hash = %s WHERE chain = %s",
+        ["f" * 64, f"request:{other.pk}"],
+    )
+    result = timeline_verify_since(verified=verified)
+    assert result.broken_chain == f"request:{other.pk}"
+    assert "head edited" in result.reason
+
+
+def test_incremental_verification_holds_chains_to_a_newer_checkpoint(cast):
+    access_request = cast.open_request()
+    verified = heads_now()
+    timeline_append(access_request=access_request, code="test.after")
+    newer = heads_now()
+    chain = f"request:{access_request.pk}"
+    assert timeline_verify_since(verified=verified, pins=newer).ok
+
+    last = TimelineEvent.objects.get(chain=chain, code="test.after")
+    raw_sql("DELETE FROM approvals_timelineevent WHERE id = %s", [last.pk])
+    raw_sql("UPDATE approvals_timelinehead SET sequence = 1, hash = %s WHERE chain = %s",
+            [verified[chain][1], chain])  # fmt: skip
+
+    result = timeline_verify_since(verified=verified, pins=newer)
+    assert result.broken_chain == chain
+    assert "vouches for 2 events" in result.reason

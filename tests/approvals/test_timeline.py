@@ -113,3 +113,31 @@ def test_a_truncated_chain_breaks_verification(cast):
     result = timeline_verify()
     assert not result.ok
     assert "events removed" in result.reason
+
+
+def test_an_edited_head_breaks_verification(cast):
+    access_request = cast.open_request()
+    timeline_append(access_request=access_request, code="test.last")
+
+    raw_sql(
+        "UPDATE approvals_timelinehead SET hash = %s WHERE chain = %s",
+        ["f" * 64, f"request:{access_request.pk}"],
+    )
+
+    result = timeline_verify()
+    assert result.broken_chain == f"request:{access_request.pk}"
+    assert "head edited" in result.reason
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL streams the rows")
+def test_a_verification_that_stops_early_leaves_the_transaction_usable(cast):
+    # More rows than one streamed chunk, broken at the start: the rest is drained, not
+    # cancelled (a cancel would abort the transaction the caller goes on with).
+    first = timeline_append(access_request=None, code="test.first")
+    for n in range(2100):
+        timeline_append(access_request=None, code="test.more", detail={"n": n})
+    raw_sql("UPDATE approvals_timelineevent SET code = 'forged' WHERE id = %s", [first.pk])
+
+    with transaction.atomic():
+        assert timeline_verify().broken_event_id == first.pk
+        assert TimelineEvent.objects.filter(chain=first.chain).count() > 2100
