@@ -2,7 +2,9 @@
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -106,7 +108,24 @@ class TimelineCheckpoint(models.Model):
 
 
 # The one canonical JSON of the chain formula (the README publishes it).
-_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_canonical = _ENCODER.encode
+
+
+def _chunks_encoder() -> Callable[[Any, int], Sequence[str]]:
+    """`_canonical`'s chunks without building an encoder per call (`encode` does: a fifth of a
+    verification's time per event): CPython's C encoder made once, with the arguments
+    `JSONEncoder.iterencode` gives it, except the circular check (the formula's input is
+    JSON-shaped data). Where there is no C encoder, `_canonical` itself."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return lambda value, _level: (_canonical(value),)
+    return make(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, True
+    )
+
+
+_encode_chunks = _chunks_encoder()
 
 
 def event_hash_of(
@@ -122,19 +141,22 @@ def event_hash_of(
     user_agent: str,
 ) -> str:
     """The formula, positional and with the time already as text: the verifier's inner loop."""
-    payload = _canonical(
-        [
-            chain,
-            sequence,
-            prev_hash,
-            created_at_text,
-            actor_name,
-            code,
-            outcome,
-            detail,
-            source_ip or "",
-            user_agent,
-        ]
+    payload = "".join(
+        _encode_chunks(
+            [
+                chain,
+                sequence,
+                prev_hash,
+                created_at_text,
+                actor_name,
+                code,
+                outcome,
+                detail,
+                source_ip or "",
+                user_agent,
+            ],
+            0,
+        )
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -1,8 +1,12 @@
+import hashlib
+import json
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import DatabaseError, connection, transaction
 
 from approvals.models import TimelineEvent
+from approvals.models.timeline import event_hash_of
 from approvals.timeline import GENESIS_HASH, EventSource, timeline_append, timeline_verify
 from tests.tamper import raw_sql
 
@@ -141,3 +145,18 @@ def test_a_verification_that_stops_early_leaves_the_transaction_usable(cast):
     with transaction.atomic():
         assert timeline_verify().broken_event_id == first.pk
         assert TimelineEvent.objects.filter(chain=first.chain).count() > 2100
+
+
+def test_the_hash_is_the_published_formula_for_any_detail():
+    # The README's formula as anyone would type it, against the verifier's own encoding.
+    detail = {
+        "z": [1, 2.5, -0.0, 1e300, None, True, {"b": "\u2028", "a": 'é"\\\n\x00'}],
+        "A": "ünïcödé 🔑",
+        "10": {},
+        "9": [],
+    }
+    fields = ["request:x", 7, "a" * 64, "2026-11-22T05:00:00.000001+00:00", "mallory",
+              "test.code", "success", detail, "", "agent \t"]  # fmt: skip
+    published = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    assert event_hash_of(*fields) == hashlib.sha256(published.encode()).hexdigest()
