@@ -16,7 +16,7 @@ from approvals.models import (
     ExtensionStatus,
     GrantExtension,
 )
-from approvals.selectors.people import ViewerScope
+from approvals.selectors.people import SignerOn, ViewerScope, signers_same_person_as
 
 
 @dataclass(frozen=True)
@@ -61,21 +61,31 @@ class ExtensionRow:
 
 def extension_rows(*, scope: ViewerScope, access_request: AccessRequest) -> list[ExtensionRow]:
     now = timezone.now()
+    extensions = list(
+        access_request.extensions.prefetch_related("approvals").order_by("created_at")
+    )
+    signer_ids = [tuple(a.approver_id for a in e.approvals.all()) for e in extensions]
+    # An extension's own signers count, as in the service; one read for all the extensions.
+    same_person_as = signers_same_person_as(
+        [SignerOn(scope.user_id, access_request, ids) for ids in signer_ids]
+    )
     rows = []
-    for extension in access_request.extensions.prefetch_related("approvals").order_by("created_at"):
+    for extension, ids, shared in zip(extensions, signer_ids, same_person_as, strict=True):
         extension.request = access_request
-        approvals = list(extension.approvals.all())
         refusal = rules.extension_signing_refusal(
             extension=extension,
             signer_id=scope.user_id,
             is_approver=scope.is_approver_for(access_request.profile),
-            already_signed=any(a.approver_id == scope.user_id for a in approvals),
+            already_signed=scope.user_id in ids,
             now=now,
+            same_person_as=shared,
         )
         rows.append(
             ExtensionRow(
                 extension=extension,
-                approvals_given=sum(1 for a in approvals if a.decision == Decision.APPROVE),
+                approvals_given=sum(
+                    1 for a in extension.approvals.all() if a.decision == Decision.APPROVE
+                ),
                 signing_blocker=refusal.why if refusal is not None else None,
             )
         )

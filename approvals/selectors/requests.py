@@ -21,7 +21,7 @@ from approvals.models import (
     TimelineEvent,
     TimelineHead,
 )
-from approvals.selectors.people import ViewerScope, signer_same_person_as
+from approvals.selectors.people import SignerOn, ViewerScope, signers_same_person_as
 
 
 def request_timeline(*, access_request: AccessRequest):
@@ -120,17 +120,30 @@ class RequestPage:
 
 def request_page_get(*, scope: ViewerScope, access_request: AccessRequest) -> RequestPage:
     signatures = list(access_request.approvals.all())
-    signed_ids = {s.approver_id for s in signatures}
+    signed_ids = tuple(s.approver_id for s in signatures)
     approvals_given = sum(1 for s in signatures if s.decision == Decision.APPROVE)
-    can_still_approve: list[str] = []
+    candidates: list[tuple[int, str]] = []
     if access_request.status == Status.PENDING:
-        can_still_approve = list(
+        candidates = list(
             get_user_model()
             .objects.filter(is_active=True, groups=access_request.profile.approver_group_id)
             .exclude(pk__in=[*signed_ids, access_request.requester_id])
             .order_by("username")
-            .values_list("username", flat=True)
+            .values_list("pk", "username")
         )
+    # The viewer and every approver who has not signed, asked in one read: a second account of
+    # the requester or of a signer cannot sign, so it is neither offered a signature nor listed.
+    viewer_same_person_as, *candidates_same_person_as = signers_same_person_as(
+        [
+            SignerOn(user_id, access_request, signed_ids)
+            for user_id in (scope.user_id, *(pk for pk, _ in candidates))
+        ]
+    )
+    can_still_approve = [
+        username
+        for (_, username), shared in zip(candidates, candidates_same_person_as, strict=True)
+        if not shared
+    ]
     credential = None
     if rules.credentials_refusal(access_request=access_request, user_id=scope.user_id) is None:
         credential = IssuedCredential.objects.filter(
@@ -145,9 +158,7 @@ def request_page_get(*, scope: ViewerScope, access_request: AccessRequest) -> Re
             scope=scope,
             access_request=access_request,
             signed=scope.user_id in signed_ids,
-            same_person_as=signer_same_person_as(
-                access_request=access_request, signer_id=scope.user_id, other_signer_ids=signed_ids
-            ),
+            same_person_as=viewer_same_person_as,
         ),
         may_cancel=rules.cancel_refusal(access_request=access_request, user_id=scope.user_id)
         is None,
