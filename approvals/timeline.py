@@ -148,6 +148,10 @@ _EVENTS = f"{_TABLE} e"
 # id, chain, sequence, prev_hash, hash, then the rest of the formula's fields in its order: the
 # time as the formula's text, the detail as JSON text, the address as text (or None).
 Row = tuple[int, str, int, str, str, str, str, str, str, str, str | None, str]
+_COLUMNS = (
+    "e.id, e.chain, e.sequence, e.prev_hash, e.hash, e.created_at, e.actor_name, e.code, "
+    "e.outcome, e.detail, e.source_ip, e.user_agent"
+)
 # PostgreSQL writes the time as the text the formula hashes (a datetime per row cost more than
 # the hash); the detail and the address come as their text (Django's loaders for jsonb, inet).
 _PG_COLUMNS = (
@@ -161,17 +165,9 @@ def _event_rows(source: str = _EVENTS, params: Sequence[Any] = ()) -> Generator[
     """Events in (chain, sequence) order, from `source` (a FROM clause naming them `e`).
 
     PostgreSQL streams one statement's rows as it produces them (libpq's chunked mode), so the
-    database reads and formats while Python hashes, with no round trip per chunk; SQLite goes
-    through the ORM, which turns its text columns into datetimes and dicts."""
+    database reads and formats while Python hashes, with no round trip per chunk."""
     if connection.vendor != "postgresql":
-        sql = f"SELECT e.* FROM {source} ORDER BY e.chain, e.sequence"  # noqa: S608
-        for event in TimelineEvent.objects.raw(sql, params).iterator():
-            yield (
-                event.id, event.chain, event.sequence, event.prev_hash, event.hash,
-                event.created_at.isoformat(timespec="microseconds"), event.actor_name,
-                event.code, event.outcome, json.dumps(event.detail), event.source_ip,
-                event.user_agent,
-            )  # fmt: skip
+        yield from _sqlite_rows(source, params)
         return
     sql = f"SELECT {_PG_COLUMNS} FROM {source} ORDER BY e.chain, e.sequence"  # noqa: S608
     connection.ensure_connection()
@@ -186,6 +182,18 @@ def _event_rows(source: str = _EVENTS, params: Sequence[Any] = ()) -> Generator[
             # aborts the caller's transaction.
             for _ in stream:
                 pass
+
+
+def _sqlite_rows(source: str, params: Sequence[Any]) -> Generator[Row]:
+    """SQLite's rows read raw (no model per row): Django keeps the time there as naive UTC, which
+    its converter turns into a datetime, and the detail as JSON text."""
+    sql = f"SELECT {_COLUMNS} FROM {source} ORDER BY e.chain, e.sequence"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(_STREAM_ROWS):
+            for row in batch:
+                created = row[5].isoformat(timespec="microseconds") + "+00:00"
+                yield (*row[:5], created, *row[6:])
 
 
 def _walk(rows: Iterable[Row], starts: Pins, pins: Pins) -> tuple[Verification, dict]:
