@@ -82,6 +82,20 @@ def _grant_end(access_request: AccessRequest) -> datetime | None:
     return min(ends) if ends else None
 
 
+def _foreign_session(
+    call: SessionCall, access_request: AccessRequest, lookups: CallLookups
+) -> bool:
+    """Made with credentials the worker was not issued for this request."""
+    issued = lookups.issued(access_request)
+    return bool(
+        issued is not None
+        and call.access_key_id
+        and call.access_key_id != issued.access_key_id
+        # A session an applied extension replaced with fresh credentials is still the portal's.
+        and not access_request.extensions.filter(replaced_access_key_id=call.access_key_id).exists()
+    )
+
+
 def session_call_explain(
     *, call: SessionCall, profile: AccessProfile, lookups: CallLookups | None = None
 ) -> CallVerdict:
@@ -124,14 +138,7 @@ def session_call_explain(
             f"the request was never activated (it is {access_request.status})",
             f"activity:inactive:{session}",
         )
-    issued = lookups.issued(access_request)
-    if (
-        issued is not None
-        and call.access_key_id
-        and call.access_key_id != issued.access_key_id
-        # A session an applied extension replaced with fresh credentials is still the portal's.
-        and not access_request.extensions.filter(replaced_access_key_id=call.access_key_id).exists()
-    ):
+    if _foreign_session(call, access_request, lookups):
         return CallVerdict(
             access_request,
             "made with a session the portal did not issue (another AssumeRole with this "
