@@ -131,7 +131,7 @@ def append_new_events() -> None:
 
 def bare_sha256_ms() -> float:
     """The same rows fetched the same way (the verifier's own stream), one SHA-256 over each
-    row's main fields (as many bytes as the formula's): what any verification must pay."""
+    row's chain, sequence, previous hash, time and detail: what any verification must pay."""
     import hashlib
 
     from approvals.timeline import _event_rows
