@@ -189,9 +189,14 @@ def forwarder_target(target: AwsTarget) -> dict[str, str]:
 # -- the same predicate, for the watcher ------------------------------------------------------
 
 
+def is_write(record: dict[str, Any]) -> bool:
+    """A record of a call that may change something: only those can touch the machinery."""
+    return record.get("readOnly") is False
+
+
 def machinery_change(record: dict[str, Any], target: AwsTarget) -> str:
     """What of the profile's machinery a CloudTrail record writes to ("" when nothing)."""
-    if record.get("readOnly") is not False:
+    if not is_write(record):
         return ""
     source = str(record.get("eventSource", ""))
     parameters = record.get("requestParameters")

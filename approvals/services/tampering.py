@@ -106,7 +106,12 @@ def tampering_from(
     or None when it touches no machinery."""
     action = _action(record)
     by_session = session_issuer_arn(record) == profile.role_arn
-    what = watch_routes.machinery_change(record, profile.aws_target())
+    # The target reads the profile's offline kits: only a write needs it (most calls only read).
+    what = (
+        watch_routes.machinery_change(record, profile.aws_target())
+        if watch_routes.is_write(record)
+        else ""
+    )
     if not what and by_session and action in _PERSISTENCE:
         what = "the account (a way to keep access after the session ends)"
     identity = _object(record.get("userIdentity"))
