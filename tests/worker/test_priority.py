@@ -8,14 +8,16 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.core.cache import cache
 from django.db import transaction
 
 from approvals.models import NotificationDelivery, Status
 from approvals.services.notifications import SECURITY_CHAT, Notice, notify
+from approvals.services.queue import Job
 from approvals.services.requests import request_revoke
 from portal.celery import app
 from tests.conftest import fresh_code
-from tests.processes import wait_until
+from tests.processes import ManagedProcess, celery_worker, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -118,6 +120,12 @@ def sent(ids: list[int]) -> int:
     return NotificationDelivery.objects.filter(pk__in=ids, status="sent").count()
 
 
+def waiting(queue: str) -> int:
+    """Messages of `queue` still in the broker (not yet taken by a worker)."""
+    with app.connection_for_read() as connection:
+        return connection.default_channel.queue_declare(queue=queue).message_count
+
+
 def test_activation_and_revocation_are_served_before_a_backlog_of_other_work(
     live, broker, slow_receiver
 ):
@@ -148,3 +156,37 @@ def test_activation_and_revocation_are_served_before_a_backlog_of_other_work(
     except TimeoutError:
         rows = NotificationDelivery.objects.filter(pk__in=queued + more).exclude(status="sent")
         raise AssertionError([(r.pk, r.status, r.attempts, r.last_error) for r in rows]) from None
+
+
+def test_a_worker_busy_with_a_long_poll_takes_no_work_it_cannot_start(
+    live, broker, slow_receiver, settings
+):
+    """The watch's long poll is acknowledged as it starts, so the broker no longer counts it:
+    a worker would fetch the next message, a notice, and keep it for its busy process, and a
+    grant arriving next would wait behind it. It fetches only when a process is free, and then
+    the grant, which the grants queue puts first."""
+    live.env["BREAKGLASS_SECURITY_CHAT_WEBHOOK_URL"] = slow_receiver.url
+    live.env["BREAKGLASS_WATCH_WAIT_SECONDS"] = "8"
+    live.env["BREAKGLASS_AWS_READ_TIMEOUT_SECONDS"] = "15"  # longer than the poll's wait
+    command = celery_worker(live.log_dir, live.env).command
+    command[command.index("--concurrency") + 1] = "1"
+    worker = ManagedProcess("worker", command, live.env, live.log_dir / "worker.log")
+    live.processes.append(worker.start(ready_text="ready.", timeout=40))
+    cache.delete("breakglass:watch-poll")  # a poll of an earlier test would make this one skip
+    app.send_task(Job.WATCH_POLL.value)  # holds the one process for 8 s
+    wait_until(lambda: waiting(settings.CELERY_TASK_DEFAULT_QUEUE) == 0, timeout=30, what="poll")
+    queued = backlog()
+
+    access_request = live.open_approved()
+    live.wait_for_status(access_request, Status.ACTIVE)
+    assert sent_before(queued, access_request.activated_at) == 0
+
+
+def test_the_worker_builds_every_profiles_aws_clients_before_its_processes_start(live):
+    """Building a boto3 client takes 50-500 ms: the worker builds the clients of every profile
+    before it forks, and its processes activate with them."""
+    worker = live.start_worker()
+    assert "AWS clients prepared for 2 access profiles" in worker.log_text()
+
+    access_request = live.open_approved()
+    live.wait_for_status(access_request, Status.ACTIVE)
