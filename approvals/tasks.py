@@ -5,11 +5,13 @@ never lost with a worker and a duplicate delivery does no harm. Retrying is the 
 decision: they raise RetryLater with the delay, and every task turns that into a Celery retry.
 """
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from celery import Task, shared_task
+from celery import Task, shared_task, signals
+from django.db import connections
 
 from approvals.models import Component
 from approvals.services import (
@@ -26,7 +28,22 @@ from approvals.services import (
 )
 from approvals.services.queue import Job, RetryLater
 
+logger = logging.getLogger(__name__)
+
 RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+@signals.worker_init.connect
+def aws_clients_prepare(**_: Any) -> None:
+    """Before the worker forks its processes, which inherit the AWS clients built here."""
+    try:
+        profiles = grants.aws_clients_prepare()
+        logger.info("AWS clients prepared for %d access profiles", profiles)
+    except Exception:
+        # Only time is lost: each client is built on its first use instead.
+        logger.warning("AWS clients not prepared before the worker started", exc_info=True)
+    finally:
+        connections.close_all()  # the processes must not share this process's connection
 
 
 def job(name: Job, **options: Any) -> Callable[[Callable[..., None]], Task]:

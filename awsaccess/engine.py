@@ -144,13 +144,7 @@ class AccessEngine:
         params.update(
             session_policies.assume_role_scope_parameters(grant, remaining_seconds=remaining)
         )
-        sts = self._clients.client(
-            "sts",
-            target.region,
-            access_key_id=keys.access_key_id,
-            secret_access_key=keys.secret_access_key,
-        )
-        response = self._assume_role_until_propagated(sts, params)
+        response = self._assume_role_until_propagated(self._sts(target, keys), params)
         credentials = response["Credentials"]
         logger.info(
             "credentials issued request=%s role=%s expiration=%s",
@@ -448,8 +442,24 @@ class AccessEngine:
 
     # -- plumbing ------------------------------------------------------------------------------
 
+    def clients_prepare(self, target: AwsTarget, keys: PrincipalKeys | None) -> None:
+        """Build the clients that grants and revocations on `target` call AWS with, without
+        calling it: botocore parses its endpoint and service data for each new client (50-500
+        ms), which a grant should not wait for."""
+        self._iam()
+        if keys is not None:
+            self._sts(target, keys)
+
     def _iam(self) -> IAMClient:
         return self._clients.client("iam", IAM_REGION)
+
+    def _sts(self, target: AwsTarget, keys: PrincipalKeys) -> STSClient:
+        return self._clients.client(
+            "sts",
+            target.region,
+            access_key_id=keys.access_key_id,
+            secret_access_key=keys.secret_access_key,
+        )
 
     def _role_policy_names(self, target: AwsTarget) -> list[str]:
         names: list[str] = []

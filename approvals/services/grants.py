@@ -37,7 +37,7 @@ from approvals.timeline import timeline_append
 from awsaccess import runtime
 from awsaccess.engine import GrantExpiredError, PrincipalExpectation
 from awsaccess.errors import AwsError, PermanentAwsError, TransientAwsError
-from awsaccess.types import Grant, IssuedCredentials
+from awsaccess.types import Grant, IssuedCredentials, PrincipalKeys
 
 _SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 
@@ -56,6 +56,22 @@ def _aws_grant(access_request: AccessRequest) -> Grant:
         expires_at=access_request.expires_at,
         scope=session_scope_of(access_request),
     )
+
+
+def aws_clients_prepare() -> int:
+    """Build every AWS client an activation or revocation will use (the broker's, and each
+    profile's principal's), so that no grant waits for one to be built. The worker calls this
+    before it forks its processes, which inherit them. -> how many profiles were prepared."""
+    engine = runtime.access_engine()
+    prepared = 0
+    for profile in AccessProfile.objects.order_by("pk"):
+        try:
+            keys: PrincipalKeys | None = runtime.principal_keys(profile.principal_arn)
+        except runtime.MissingAwsKeys:
+            keys = None  # activations will fail with the reason; revocations still need IAM
+        engine.clients_prepare(profile.aws_target(), keys)
+        prepared += 1
+    return prepared
 
 
 def _valid_approval_count(access_request: AccessRequest) -> int:
