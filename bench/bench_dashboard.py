@@ -181,7 +181,7 @@ def p95(samples: list[float]) -> float:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     database_recreate()
     try:
         import django

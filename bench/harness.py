@@ -3,6 +3,7 @@ the environment, the processes (stopped by PID), fresh approvers (one approval e
 race), a provisioned profile, and the busy work (notices, webhooks, session calls)."""
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -47,26 +50,42 @@ class Processes:
         self.var_dir = var_dir
         self.running: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, args: list[str], ready: float = 5.0) -> None:
+    def start(self, name: str, args: list[str]) -> None:
         output = (self.var_dir / f"{name}.log").open("ab")
         self.running[name] = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "portal", *args],
             cwd=ROOT, env={**os.environ, **self.env}, stdout=output, stderr=output,
             start_new_session=True,
         )  # fmt: skip
-        time.sleep(ready)  # connecting takes a few seconds; work queues meanwhile
 
-    def worker(self) -> None:
+    def worker(self, timeout: float = 60) -> None:
+        """Start the worker and return once it has run a task (a heartbeat of its own)."""
+        from celery import current_app
+
+        from approvals.models import Component, Heartbeat
+        from approvals.services.queue import Job
+
+        since = time.time()
         # No -Q: the worker consumes settings.CELERY_TASK_QUEUES, grants first, as `make run`'s.
         self.start("worker", ["worker", "--loglevel", "WARNING"])
+        current_app.send_task(Job.WORKER_HEARTBEAT.value)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seen = Heartbeat.objects.filter(component=Component.WORKER).first()
+            if seen is not None and seen.seen_at.timestamp() >= since:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"the worker ran no task within {timeout}s (see worker.log)")
 
     def beat(self) -> None:
+        # Its first messages are sent once it has started; nothing waits for them.
         self.start("beat", ["beat", "--loglevel", "WARNING", "--schedule",
                             str(self.var_dir / f"beat-{time.monotonic_ns()}")])  # fmt: skip
 
-    def stop(self, name: str) -> None:
+    def stop(self, name: str, *, kill: bool = False) -> None:
+        """Stop `name` (warm shutdown), or with `kill` SIGKILL it as a crash would."""
         process = self.running.pop(name)
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -119,6 +138,7 @@ class Cast:
         self.group, _ = Group.objects.get_or_create(name="approvers")
         self.requester = User.objects.create(username=f"requester-{uuid.uuid4().hex[:6]}")
         totp_device_set(user=self.requester)
+        self.approved_sent: dict = {}
         self.approvers = []
         for _ in range(approvals):
             approver = User.objects.create(username=f"approver-{uuid.uuid4().hex[:10]}")
@@ -126,13 +146,13 @@ class Cast:
             totp_device_set(user=approver)
             self.approvers.append(approver)
 
-    def open_and_approve(self, profile, ticket: str):
+    def open_and_approve(self, profile, ticket: str, minutes: int = 30):
         from approvals.services.requests import request_approve, request_open
         from tests.conftest import fresh_code
 
         access_request = request_open(
             profile_slug=profile.slug, requester=self.requester, ticket=ticket,
-            justification="benchmark", duration_minutes=30,
+            justification="benchmark", duration_minutes=minutes,
         )  # fmt: skip
         for _ in range(profile.required_approvals):
             approver = self.approvers.pop()  # its device's first code: valid, never used
@@ -141,6 +161,8 @@ class Cast:
                 approver=approver,
                 otp_code=fresh_code(approver),
             )
+        # The last approval is committed and its messages sent (on commit) by now.
+        self.approved_sent[access_request.pk] = datetime.now(UTC)
         return access_request.pk
 
     def credentials(self, request_id):
@@ -155,54 +177,85 @@ class Cast:
 _sandboxes: dict = {}
 
 
-def sandbox_profile(state, var_dir: Path, group, *, notices_to: str = ""):
-    """A fresh role and principal, provisioned (watch queue and rules), as an access profile
-    whose notices go to two email addresses and `notices_to` (a chat webhook)."""
-    from approvals.models import AccessProfile
+def _new_target(state) -> tuple:
+    """A fresh role and principal, provisioned (watch queue and rules) -> (target, keys)."""
     from tests.sandbox_plugin import AwsSandbox
 
-    # One AwsSandbox per sandbox: it numbers the roles and principals it makes.
+    # One AwsSandbox per process and sandbox: it numbers the roles and principals it makes (and
+    # names them after the process).
     sandbox = _sandboxes.setdefault(state.endpoint_url, AwsSandbox(process=None, state=state))  # type: ignore[arg-type]
     extra = sandbox.new_target()
-    principals = var_dir / "principals.json"
-    known = json.loads(principals.read_text()) if principals.exists() else {}
-    known[extra.target.principal_arn] = {
-        "access_key_id": extra.principal_keys.access_key_id,
-        "secret_access_key": extra.principal_keys.secret_access_key,
-    }
-    principals.write_text(json.dumps(known))
-    return AccessProfile.objects.create(
-        slug=f"bench-{uuid.uuid4().hex[:10]}",
-        name="bench",
-        account_id=extra.target.account_id,
-        region=extra.target.region,
-        role_arn=extra.target.role_arn,
-        principal_arn=extra.target.principal_arn,
-        approver_group=group,
-        notify_emails="oncall@example.com, security@example.com",
-        chat_webhook_url=notices_to,
-    )
+    return extra.target, extra.principal_keys
 
 
+NOTICE_EMAILS = "oncall@example.com, security@example.com"
 # An IAM user holds about six grant policies (2,048 characters of inline policy): a profile's
 # principal takes at most this many live grants in a bench.
 GRANTS_PER_PROFILE = 5
+# Provisioning a profile takes most of a second, mostly in building boto3 clients: in parallel.
+PROVISIONING_PROCESSES = 3
 
 
-def sandbox_profiles(state, var_dir: Path, group, grants: int, *, notices_to: str = "") -> list:
-    """Enough profiles for `grants` live grants (GRANTS_PER_PROFILE each)."""
+def sandbox_profiles(
+    state, var_dir: Path, group, grants: int, *, notices_to: str = "", emails=NOTICE_EMAILS
+) -> list:
+    """Enough access profiles for `grants` live grants (GRANTS_PER_PROFILE each), each on a
+    fresh role and principal, whose notices go to `emails` and `notices_to` (a chat webhook)."""
+    from approvals.models import AccessProfile
+
     count = -(-grants // GRANTS_PER_PROFILE)
-    return [sandbox_profile(state, var_dir, group, notices_to=notices_to) for _ in range(count)]
+    if count < 2:
+        made = [_new_target(state) for _ in range(count)]
+    else:
+        # Spawned, not forked: a forked child would share this process's database connection.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(count, PROVISIONING_PROCESSES), mp_context=spawn) as pool:
+            made = list(pool.map(_new_target, [state] * count))
+    principals = var_dir / "principals.json"
+    known = json.loads(principals.read_text()) if principals.exists() else {}
+    for target, keys in made:
+        known[target.principal_arn] = {
+            "access_key_id": keys.access_key_id,
+            "secret_access_key": keys.secret_access_key,
+        }
+    principals.write_text(json.dumps(known))
+    return [
+        AccessProfile.objects.create(
+            slug=f"bench-{uuid.uuid4().hex[:10]}",
+            name="bench",
+            account_id=target.account_id,
+            region=target.region,
+            role_arn=target.role_arn,
+            principal_arn=target.principal_arn,
+            approver_group=group,
+            notify_emails=emails,
+            chat_webhook_url=notices_to,
+        )
+        for target, _ in made
+    ]
+
+
+def sandbox_profile(state, var_dir: Path, group, **notices):
+    """One access profile on a fresh role and principal (see sandbox_profiles)."""
+    return sandbox_profiles(state, var_dir, group, 1, **notices)[0]
+
+
+def wait_status(request_ids, status: str, timeout: float = 60, poll: float = 0.02) -> list:
+    """The requests, once every one of them has `status` (TimeoutError after `timeout` s)."""
+    from approvals.models import AccessRequest
+
+    ids = list(request_ids)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = list(AccessRequest.objects.filter(pk__in=ids))
+        if rows and all(row.status == status for row in rows):
+            return rows
+        time.sleep(poll)
+    stuck = AccessRequest.objects.filter(pk__in=ids).exclude(status=status)
+    raise TimeoutError(
+        f"not {status} within {timeout}s: {[(r.pk, r.status, r.failure_reason) for r in stuck]}"
+    )
 
 
 def wait_active(request_ids, timeout: float = 60) -> list:
-    from approvals.models import AccessRequest
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = list(AccessRequest.objects.filter(pk__in=list(request_ids)))
-        if rows and all(row.status == "active" for row in rows):
-            return rows
-        time.sleep(0.05)
-    stuck = AccessRequest.objects.filter(pk__in=list(request_ids)).exclude(status="active")
-    raise TimeoutError(f"not active within {timeout}s: {[(r.pk, r.status) for r in stuck]}")
+    return wait_status(request_ids, "active", timeout)

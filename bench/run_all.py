@@ -57,7 +57,8 @@ def cell(value) -> str:
 
 def main() -> None:
     only = sys.argv[1:]
-    rows = []
+    rows, times = [], []
+    started = time.monotonic()
     for script in SCRIPTS:
         if (only and script not in only) or not (BENCH / script).exists():
             continue
@@ -65,8 +66,11 @@ def main() -> None:
         figures, seconds = run(script)
         print(f"   ({seconds:.0f} s)")
         rows += figures
+        times.append(f"{script.removeprefix('bench_').removesuffix('.py')} {seconds:.0f} s")
     machine = f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    print(f"\nMachine: {machine}")
+    print(f"\nMachine: {machine}; load average {os.getloadavg()[0]:.2f} at the end")
+    total = time.monotonic() - started
+    print(f"Wall time: {total / 60:.1f} min ({', '.join(times)})")
     print("| figure | ours | reference (same run) | ratio | target |")
     print("| --- | --- | --- | --- | --- |")
     for row in rows:
