@@ -25,10 +25,10 @@ from approvals.models import (
     Status,
 )
 from approvals.sealing import seal
+from approvals.selectors.people import signer_same_person_as
 from approvals.services import fallback
 from approvals.services.alarms import alarm_open
 from approvals.services.lifecycle import request_move
-from approvals.services.persons import signer_same_person_as
 from approvals.services.queue import Job, RetryLater, enqueue_after_commit
 from approvals.services.requests import RequestId, request_locked
 from approvals.services.scopes import scope_freeze, session_scope_of

@@ -8,10 +8,6 @@ from approvals.errors import RequestInvalid
 from approvals.models import PersonIdentity, person_identifier_normalise
 from approvals.models.administration import PERSON_IDENTIFIER_MAX_LENGTH
 
-# The person rule is a read (the request page asks it too), so it lives with the selectors;
-# approvals.services.grants still imports it from here.
-from approvals.selectors.people import signer_same_person_as as signer_same_person_as
-
 
 def person_identifier_set(*, user: User, identifier: str) -> PersonIdentity:
     """Give the account its person identifier (replacing any). The change is on the record, with
