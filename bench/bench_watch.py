@@ -108,9 +108,17 @@ def run(state, work: Path, count: int) -> None:
     reference_arn = sqs.get_queue_attributes(QueueUrl=reference_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
-    events.put_targets(
-        Rule=policies.watch_name(profile.aws_target().role_name),
-        Targets=[{"Id": REFERENCE_TARGET_ID, "Arn": reference_arn}],
+    rule = policies.watch_name(profile.aws_target().role_name)
+    events.put_targets(Rule=rule, Targets=[{"Id": REFERENCE_TARGET_ID, "Arn": reference_arn}])
+    # EventBridge sends only to a queue whose policy lets the rule (the sandbox asks, as AWS does):
+    # without it every reference delivery is refused and the reference sees nothing.
+    sqs.set_queue_attributes(
+        QueueUrl=reference_url,
+        Attributes={
+            "Policy": json.dumps(
+                policies.watch_queue_policy(reference_arn, events.describe_rule(Name=rule)["Arn"])
+            )
+        },
     )
 
     sent: dict[str, float] = {}
