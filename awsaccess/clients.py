@@ -1,8 +1,15 @@
-"""boto3 clients built from an AwsConnection, cached because building one costs ~20 ms."""
+"""boto3 clients built from an AwsConnection, all from one boto3 session per process.
+
+A new boto3 session re-reads and re-parses botocore's endpoint and service data for its first
+client of each service (50-500 ms); the shared one parses each once per process, so a further
+client costs a few milliseconds. The session never holds a principal's keys: each client is
+given its own, so no client can sign with another principal's identity.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from typing import TYPE_CHECKING, Literal, overload
 
@@ -32,6 +39,29 @@ def sts_endpoint_url(connection: AwsConnection, region: str) -> str | None:
     return f"https://sts.{region}.{suffix}"
 
 
+# Built on first use; a worker builds its clients before it forks, and its processes inherit them.
+_session: boto3.session.Session | None = None
+# boto3 sessions are not thread-safe for building clients; clients are, once built.
+_session_lock = threading.Lock()
+
+
+def _lock_renew() -> None:
+    """A forked child gets a fresh lock: a lock held by another thread at fork stays held."""
+    global _session_lock
+    _session_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_lock_renew)
+
+
+def _shared_session() -> boto3.session.Session:
+    """The process's session (call with _session_lock held)."""
+    global _session
+    if _session is None:
+        _session = boto3.session.Session()
+    return _session
+
+
 class ClientFactory:
     """Thread-safe cache of clients per (service, region, access key)."""
 
@@ -47,8 +77,6 @@ class ClientFactory:
             tuple[Service, str, str | None, str],
             IAMClient | STSClient | SQSClient | EventBridgeClient | CloudTrailClient,
         ] = {}
-        # boto3 sessions are not thread-safe; clients are, once built.
-        self._lock = threading.Lock()
 
     # One overload per service, so each caller gets that service's typed client.
     @overload
@@ -116,7 +144,10 @@ class ClientFactory:
         # Key on a digest of the secret too, so a wrong secret never reuses a good client.
         digest = hashlib.sha256((secret_access_key or "").encode()).hexdigest()
         key = (service, region, access_key_id, digest)
-        with self._lock:
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        with _session_lock:
             client = self._clients.get(key)
             if client is None:
                 endpoint = (
@@ -124,11 +155,14 @@ class ClientFactory:
                     if service == "sts"
                     else self._connection.endpoint_url
                 )
-                session = boto3.session.Session(
+                # Keys given to the client only (None = the default chain, as the connection says).
+                client = _shared_session().client(
+                    service,
+                    region_name=region,
+                    endpoint_url=endpoint,
                     aws_access_key_id=access_key_id,
                     aws_secret_access_key=secret_access_key,
-                    region_name=region,
+                    config=self._config,
                 )
-                client = session.client(service, endpoint_url=endpoint, config=self._config)
                 self._clients[key] = client
         return client

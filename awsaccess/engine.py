@@ -444,8 +444,9 @@ class AccessEngine:
 
     def clients_prepare(self, target: AwsTarget, keys: PrincipalKeys | None) -> None:
         """Build the clients that grants and revocations on `target` call AWS with, without
-        calling it: botocore parses its endpoint and service data for each new client (50-500
-        ms), which a grant should not wait for."""
+        calling it: the process's first client of a service parses botocore's endpoint and
+        service data (50-500 ms), each further one still takes a few ms; a grant waits for
+        neither."""
         self._iam()
         if keys is not None:
             self._sts(target, keys)
