@@ -1,9 +1,14 @@
+from typing import Any
+
 import pytest
 from botocore.exceptions import ClientError
+from celery import signals
 
 from approvals.errors import NotAllowed, SignatureRefused
-from approvals.models import IssuedCredential, Status, TimelineEvent
-from approvals.services.requests import credentials_reveal, request_revoke
+from approvals.models import IssuedCredential, Status, TimelineEvent, WebhookEndpoint
+from approvals.sealing import seal
+from approvals.services.queue import Job
+from approvals.services.requests import credentials_reveal, request_approve, request_revoke
 from awsaccess.runtime import access_engine
 from portal.celery import app
 from tests.conftest import fresh_code, totp_code
@@ -53,6 +58,34 @@ def test_the_second_approval_activates_and_only_the_requester_gets_working_crede
         "approvals.request.active",
         "approvals.credentials.viewed",
     ]
+
+
+def test_the_second_approval_sends_the_activation_before_its_notices_and_webhooks(live):
+    WebhookEndpoint.objects.create(url="https://hooks.example.test/in", sealed_secret=seal(b"s"))
+    access_request = live.cast.open_request(profile_slug=live.aws.profile.slug)
+    request_approve(
+        access_request_id=access_request.pk,
+        approver=live.cast.alice,
+        otp_code=fresh_code(live.cast.alice),
+    )
+    sent: list[str] = []
+
+    def published(sender: str, **_: Any) -> None:
+        sent.append(sender)
+
+    # Celery's own signal, as each message goes to the (real) broker.
+    signals.before_task_publish.connect(published, weak=False)
+    try:
+        request_approve(
+            access_request_id=access_request.pk,
+            approver=live.cast.bob,
+            otp_code=fresh_code(live.cast.bob),
+        )
+    finally:
+        signals.before_task_publish.disconnect(published)
+
+    assert sent[0] == Job.ACTIVATE
+    assert Job.DELIVER_WEBHOOK in sent[1:]
 
 
 def test_an_approver_revokes_early_with_totp_and_the_credentials_stop_working(live):
