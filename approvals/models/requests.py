@@ -4,6 +4,7 @@ import hashlib
 import json
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.apps import apps
 from django.conf import settings
@@ -12,7 +13,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from approvals.models.scopes import networks_validator, scope_content
-from awsaccess.types import AwsTarget, OfflineCredential
+from approvals.sealing import seal
+from awsaccess.types import AwsTarget, IssuedCredentials, OfflineCredential
 
 TICKET_PATTERN = r"^[A-Z][A-Z0-9]{1,15}-[0-9]{1,10}$"
 TICKET_MAX_LENGTH = 32
@@ -378,3 +380,18 @@ class IssuedCredential(models.Model):
 
     def __str__(self) -> str:
         return f"credentials for {self.request_id}"
+
+    @staticmethod
+    def stored_fields(credentials: IssuedCredentials, issued_at: datetime) -> dict[str, Any]:
+        """The columns a new STS session sets: its secrets sealed, key id and expiry in clear."""
+        secrets = {
+            "access_key_id": credentials.access_key_id,
+            "secret_access_key": credentials.secret_access_key,
+            "session_token": credentials.session_token,
+        }
+        return {
+            "sealed": seal(json.dumps(secrets).encode()),
+            "access_key_id": credentials.access_key_id,
+            "expiration": credentials.expiration,
+            "issued_at": issued_at,
+        }

@@ -1,7 +1,6 @@
 """The worker's side of an extension: check its signatures, apply it in AWS and in the database,
 and time out the ones nobody signed (see `approvals.services.extensions`)."""
 
-import json
 from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -17,9 +16,9 @@ from approvals.models import (
     Decision,
     ExtensionStatus,
     GrantExtension,
+    IssuedCredential,
     Status,
 )
-from approvals.sealing import seal
 from approvals.selectors.people import signer_same_person_as
 from approvals.services.extensions import (
     EXTENSION_PURPOSE,
@@ -160,18 +159,10 @@ def _extension_applied(
     if credentials is not None:
         stored = access_request.credential
         replaced = stored.access_key_id
-        stored.sealed = seal(
-            json.dumps(
-                {
-                    "access_key_id": credentials.access_key_id,
-                    "secret_access_key": credentials.secret_access_key,
-                    "session_token": credentials.session_token,
-                }
-            ).encode()
-        )
-        stored.access_key_id, stored.expiration = credentials.access_key_id, credentials.expiration
-        stored.issued_at = now
-        stored.save(update_fields=["sealed", "access_key_id", "expiration", "issued_at"])
+        fields = IssuedCredential.stored_fields(credentials, now)
+        for name, value in fields.items():
+            setattr(stored, name, value)
+        stored.save(update_fields=list(fields))
     GrantExtension.objects.filter(pk=extension.pk).update(
         status=ExtensionStatus.APPLIED, applied_at=now, replaced_access_key_id=replaced
     )

@@ -6,7 +6,6 @@ or, if that fails, its grant ends (ACTIVE → REVOKING, then the normal revocati
 says what happened: the fallback is a sign of a role revoked far more often than it should be.
 """
 
-import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -15,7 +14,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.models import AccessRequest, IssuedCredential, Status
-from approvals.sealing import seal
 from approvals.services.alarms import alarm_open
 from approvals.services.lifecycle import request_move
 from approvals.services.queue import Job, enqueue_after_commit
@@ -46,18 +44,7 @@ def _credentials_store(access_request: AccessRequest, credentials: IssuedCredent
         if locked.status != Status.ACTIVE:
             return
         IssuedCredential.objects.filter(request=locked).update(
-            sealed=seal(
-                json.dumps(
-                    {
-                        "access_key_id": credentials.access_key_id,
-                        "secret_access_key": credentials.secret_access_key,
-                        "session_token": credentials.session_token,
-                    }
-                ).encode()
-            ),
-            access_key_id=credentials.access_key_id,
-            expiration=credentials.expiration,
-            issued_at=timezone.now(),
+            **IssuedCredential.stored_fields(credentials, timezone.now())
         )
         timeline_append(
             access_request=locked,

@@ -5,7 +5,6 @@ restarted worker or the sweeper running the same step does no harm (DESIGN.md §
 """
 
 import itertools
-import json
 import re
 import time
 from datetime import timedelta
@@ -24,7 +23,6 @@ from approvals.models import (
     RequestKind,
     Status,
 )
-from approvals.sealing import seal
 from approvals.selectors.people import signer_same_person_as
 from approvals.services import fallback
 from approvals.services.alarms import alarm_open
@@ -202,19 +200,7 @@ def _activation_complete(access_request: AccessRequest, credentials: IssuedCrede
             locked = request_locked(access_request.pk)
             assert locked.expires_at is not None and locked.approved_at is not None
             IssuedCredential.objects.create(
-                request=locked,
-                sealed=seal(
-                    json.dumps(
-                        {
-                            "access_key_id": credentials.access_key_id,
-                            "secret_access_key": credentials.secret_access_key,
-                            "session_token": credentials.session_token,
-                        }
-                    ).encode()
-                ),
-                access_key_id=credentials.access_key_id,
-                expiration=credentials.expiration,
-                issued_at=now,
+                request=locked, **IssuedCredential.stored_fields(credentials, now)
             )
             request_move(
                 access_request=locked,
