@@ -209,8 +209,8 @@ def killed_worker(state_file: str, var_dir: Path) -> None:
     try:
         ids = open_all(cast, profiles, "KILLED", KILLED)
         rows = wait_status(ids, "active", timeout=60)
-        processes.stop("worker", kill=True)
-        print(f"DOWN {KILLED} grants active, worker killed", flush=True)
+        processes.stop_workers(kill=True)
+        print(f"DOWN {KILLED} grants active, workers killed", flush=True)
         sys.stdin.readline()
         latest = max(row.expires_at for row in rows)
         time.sleep(max(0.0, (latest - timezone.now()).total_seconds()) + 5)

@@ -3,8 +3,10 @@
 import os
 from typing import Any
 
+import click
 from celery import Celery, bootsteps
 from celery.worker import state
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -40,3 +42,25 @@ class TakeWorkOnlyWhenAProcessIsFree(bootsteps.StartStopStep):
 
 
 app.steps["consumer"].add(TakeWorkOnlyWhenAProcessIsFree)
+
+
+class GrantsOnly(bootsteps.Step):
+    """`celery -A portal worker --grants-only`: a worker that consumes the grants queue and
+    nothing else, so an activation or revocation always finds a process free. The other workers
+    still consume both queues, grants first, and serve grants should this one be down."""
+
+    def __init__(self, parent: Any, grants_only: bool = False, **options: Any) -> None:
+        if grants_only:
+            parent.setup_queues([settings.CELERY_GRANTS_QUEUE])
+        super().__init__(parent, **options)
+
+
+app.user_options["worker"].add(
+    click.Option(
+        ["--grants-only"],
+        is_flag=True,
+        default=False,
+        help="Consume only the grants queue (activations, revocations, extensions).",
+    )
+)
+app.steps["worker"].add(GrantsOnly)

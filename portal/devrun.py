@@ -4,8 +4,9 @@
 (`make drill` uses it).
 
 Starts the AWS sandbox and bootstraps it, migrates, seeds the demo, then runs the web server,
-a Celery worker and celery beat with the embedded defaults (SQLite and a filesystem broker
-under var/, no server needed), in development mode (DJANGO_DEBUG=true unless set).
+a Celery worker, a worker reserved for grants and celery beat with the embedded defaults (SQLite
+and a filesystem broker under var/, no server needed), in development mode (DJANGO_DEBUG=true
+unless set).
 
 Nothing outlives it: it refuses to start while its ports are taken, stops every component on
 SIGINT, SIGTERM and SIGHUP (a closed terminal), and on Linux each component is also told by the
@@ -115,7 +116,7 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
 
 
 def _components_start(start: Callable[..., None], env: dict[str, str]) -> None:
-    """The sandbox, its bootstrap, the database and demo data, then web, worker and beat."""
+    """The sandbox, its bootstrap, the database and demo data, then web, workers and beat."""
     VAR.mkdir(parents=True, exist_ok=True)
     start(
         "AWS sandbox",
@@ -133,8 +134,15 @@ def _components_start(start: Callable[..., None], env: dict[str, str]) -> None:
     run_step(["manage.py", "seed_demo"], env)
     run_step(["manage.py", "provision_profile", "sandbox"], env)
     start("web on http://" + WEB_ADDRESS, ["manage.py", "runserver", WEB_ADDRESS, "--noreload"])
-    # It consumes the grants queue first (settings.CELERY_TASK_QUEUES): grants never wait.
+    # Every process of this one may be busy (the watch's long poll, the activity backstop, a
+    # slow webhook): activations and revocations have a worker of their own. The first serves
+    # them too, grants first (settings.CELERY_TASK_QUEUES), should the grants worker be down.
     start("worker", ["-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO"])
+    start(
+        "grants worker",
+        ["-m", "celery", "-A", "portal", "worker", "--grants-only", "--concurrency", "2",
+         "--hostname", "grants@%h", "--loglevel", "INFO"],
+    )  # fmt: skip
     start(
         "beat",
         ["-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",

@@ -108,11 +108,16 @@ class ManagedProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def celery_worker(log_dir: Path, env: dict[str, str], *, name: str = "worker") -> ManagedProcess:
-    """A worker consuming the grants queue first, then the rest (as `make run`'s does)."""
-    queues = f"{env['BREAKGLASS_CELERY_GRANTS_QUEUE']},{env['BREAKGLASS_CELERY_QUEUE']}"
+def celery_worker(
+    log_dir: Path, env: dict[str, str], *, name: str = "worker", grants_only: bool = False
+) -> ManagedProcess:
+    """A worker consuming the grants queue first, then the rest (as `make run`'s does), or with
+    `grants_only` one that consumes only the grants queue (`make run`'s grants worker)."""
+    queues = ["--grants-only"] if grants_only else [
+        "-Q", f"{env['BREAKGLASS_CELERY_GRANTS_QUEUE']},{env['BREAKGLASS_CELERY_QUEUE']}"
+    ]  # fmt: skip
     command = [
-        sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queues,
+        sys.executable, "-m", "celery", "-A", "portal", "worker", *queues,
         "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
         "-n", f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
     ]  # fmt: skip

@@ -13,7 +13,7 @@ import yaml
 from tests.deploy.test_compose import SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTAL_SERVICES = ("web", "worker", "beat")
+PORTAL_SERVICES = ("web", "worker", "worker-grants", "beat")
 
 
 def resolved() -> dict[str, dict[str, Any]]:

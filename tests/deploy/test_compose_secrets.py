@@ -1,9 +1,10 @@
 """Who holds which AWS key in docker-compose.yml, read as an attacker who has taken one container.
 
 The web tier faces the internet: it must hold no AWS key at all (it never calls AWS with one;
-it only enqueues tasks). Beat only sends task messages. The worker needs the broker's and the
-break-glass principal's keys. The provisioner's keys (admin in the sandbox) live only in a
-one-off service that `docker-compose run --rm provision SLUG` starts and removes.
+it only enqueues tasks). Beat only sends task messages. The workers (the main one and the one
+reserved for grants) need the broker's and the break-glass principal's keys. The provisioner's
+keys (admin in the sandbox) live only in a one-off service that `docker-compose run --rm
+provision SLUG` starts and removes.
 """
 
 from pathlib import Path
@@ -55,16 +56,17 @@ def test_beat_holds_no_aws_key_because_the_worker_runs_what_it_schedules():
     assert identities_held(services()["beat"]) == set()
 
 
-def test_only_the_worker_holds_the_broker_and_principal_keys():
+def test_only_the_workers_hold_the_broker_and_principal_keys():
     holders = {
         name
         for name, service in services().items()
         if name != "sandbox" and identities_held(service) & {"broker", "principal"}
     }
 
-    # sandbox-keys is the one-off that copies the sandbox's keys to the worker's volume.
-    assert holders == {"worker", "sandbox-keys"}
+    # sandbox-keys is the one-off that copies the sandbox's keys to the workers' volume.
+    assert holders == {"worker", "worker-grants", "sandbox-keys"}
     assert identities_held(services()["worker"]) == {"broker", "principal"}
+    assert identities_held(services()["worker-grants"]) == {"broker", "principal"}
     assert not long_running(services()["sandbox-keys"])
 
 

@@ -108,15 +108,20 @@ class Runner:
         return self
 
     def wait_until_up(self) -> dict[int, int]:
-        """Every process the runner started, once web, worker (with its pool) and beat run."""
+        """Every process the runner started, once web, the workers (with their pools) and beat
+        run."""
         assert self.process is not None
 
         def up() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(f"devrun exited early:\n{self.log.read_text()[-3000:]}")
             log = self.log.read_text(errors="replace")
-            # The worker logs "ready" once its pool children run; beat logs its start.
-            return all(line in log for line in ("the portal is up", " ready.", "beat: Starting"))
+            # Each worker (the main one and the grants worker) logs "ready" once its pool
+            # children run; beat logs its start.
+            return (
+                all(line in log for line in ("the portal is up", "beat: Starting"))
+                and log.count(" ready.") >= 2
+            )
 
         wait_for(up, timeout=UP_TIMEOUT, what="devrun up")
         # The worker's pool children appear a moment after it starts: wait until they stop growing.
@@ -153,7 +158,7 @@ def runner(tmp_path) -> Iterator[Runner]:
 
 def test_closing_the_terminal_stops_every_process_make_run_started(runner):
     children = runner.start().wait_until_up()
-    assert len(children) >= 5, children  # sandbox, web, worker + its pool, beat
+    assert len(children) >= 7, children  # sandbox, web, two workers + their pools, beat
 
     os.killpg(runner.process.pid, signal.SIGHUP)
 

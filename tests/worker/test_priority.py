@@ -182,6 +182,92 @@ def test_a_worker_busy_with_a_long_poll_takes_no_work_it_cannot_start(
     assert sent_before(queued, access_request.activated_at) == 0
 
 
+class HeldReceiver:
+    """A chat webhook on loopback that answers nothing until the test releases it (bounded)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.arrived = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(handler) -> None:
+                handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
+                self.arrived += 1
+                self.release.wait(timeout=HELD_SECONDS)
+                handler.send_response(204)
+                handler.end_headers()
+
+            def log_message(handler, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/hook"
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+HELD_SECONDS = 60
+
+
+@pytest.fixture
+def held_receiver():
+    receiver = HeldReceiver()
+    yield receiver
+    receiver.stop()
+
+
+def test_the_grants_worker_serves_grants_while_every_process_of_the_other_worker_is_busy(
+    live, broker, held_receiver, settings
+):
+    """`make run` and compose run a worker with `--grants-only` beside the main one: when the
+    main worker's every process is held (here one process, stuck in a notice whose chat does not
+    answer), an activation and a revocation still go through at once. The grants worker takes
+    nothing but grants: a notice queued meanwhile waits for the main worker."""
+    live.env["BREAKGLASS_SECURITY_CHAT_WEBHOOK_URL"] = held_receiver.url
+    live.env["BREAKGLASS_NOTIFY_TIMEOUT_SECONDS"] = str(HELD_SECONDS + 30)  # held, not timed out
+    command = celery_worker(live.log_dir, live.env).command
+    command[command.index("--concurrency") + 1] = "1"
+    main = ManagedProcess("worker", command, live.env, live.log_dir / "worker.log")
+    live.processes.append(main.start(ready_text="ready.", timeout=40))
+    held = backlog()[:1]
+    wait_until(lambda: held_receiver.arrived == 1, timeout=30, what="the main worker held")
+    grants = celery_worker(live.log_dir, live.env, name="grants", grants_only=True)
+    live.processes.append(grants.start(ready_text="ready.", timeout=40))
+    waiting_notice = backlog()
+
+    access_request = live.open_approved()
+    live.wait_for_status(access_request, Status.ACTIVE)
+    request_revoke(
+        access_request_id=access_request.pk,
+        actor=live.cast.requester,
+        otp_code=fresh_code(live.cast.requester),
+        reason="Incident resolved.",
+    )
+    live.wait_for_status(access_request, Status.REVOKED)
+
+    # All along the main worker's only process was in the first notice, still unanswered.
+    assert held_receiver.arrived == 1 and sent(held) == 0
+    assert sent(waiting_notice) == 0
+    assert waiting(settings.CELERY_TASK_DEFAULT_QUEUE) >= 1  # the grants worker left them
+    for task in ("approvals.activate_request", "approvals.revoke_request"):
+        assert f"Task {task}[" in grants.log_text(), task
+        assert f"Task {task}[" not in main.log_text(), task
+
+    held_receiver.release.set()
+    wait_until(lambda: sent(held + waiting_notice) == 1 + BACKLOG, timeout=90, what="notices")
+
+
 def test_the_worker_builds_every_profiles_aws_clients_before_its_processes_start(live):
     """Building a boto3 client takes 50-500 ms: the worker builds the clients of every profile
     before it forks, and its processes activate with them."""
