@@ -10,11 +10,11 @@ Each set-up runs in its own process (Django reads its settings once).
 """
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,16 +37,12 @@ GRANTS = 30
 CALLS_PER_SECOND = 10
 
 
-def session_calls(credentials, state, region: str, stop: threading.Event) -> None:
-    """The watch's work: a session calling AWS CALLS_PER_SECOND times a second."""
+def session_calls(credentials: dict, endpoint_url: str, region: str, stop) -> None:
+    """The watch's work: a session calling AWS CALLS_PER_SECOND times a second (in a process of
+    its own, as the engineer's AWS CLI is)."""
     import boto3
 
-    s3 = boto3.client(
-        "s3", endpoint_url=state.endpoint_url, region_name=region,
-        aws_access_key_id=credentials.access_key_id,
-        aws_secret_access_key=credentials.secret_access_key,
-        aws_session_token=credentials.session_token,
-    )  # fmt: skip
+    s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region, **credentials)
     while not stop.wait(1 / CALLS_PER_SECOND):
         s3.list_buckets()
 
@@ -83,12 +79,25 @@ def measure(setup: str, state_file: str, var_dir: Path) -> dict:
     processes = Processes(env, var_dir)
     processes.worker()
     processes.beat()
-    stop = threading.Event()
+    spawn = multiprocessing.get_context("spawn")
+    stop = spawn.Event()
+    busy = None
     try:
         first = cast.open_and_approve(profiles[0], "INC-0")
         wait_active([first])
-        busy = threading.Thread(
-            target=session_calls, args=(cast.credentials(first), state, profiles[0].region, stop)
+        credentials = cast.credentials(first)
+        busy = spawn.Process(
+            target=session_calls,
+            args=(
+                {
+                    "aws_access_key_id": credentials.access_key_id,
+                    "aws_secret_access_key": credentials.secret_access_key,
+                    "aws_session_token": credentials.session_token,
+                },
+                state.endpoint_url,
+                profiles[0].region,
+                stop,
+            ),
         )
         busy.start()
         ids = []
@@ -104,6 +113,9 @@ def measure(setup: str, state_file: str, var_dir: Path) -> dict:
         log(f"{setup}: {receiver.count} notices and webhooks received meanwhile")
     finally:
         stop.set()
+        if busy is not None and busy.is_alive():
+            busy.join(timeout=10)
+            busy.kill()
         processes.stop_all()
         receiver.stop()
     waits = [

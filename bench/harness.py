@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -59,7 +58,8 @@ class Processes:
         )  # fmt: skip
 
     def worker(self, timeout: float = 60) -> None:
-        """Start the worker and return once it has run a task (a heartbeat of its own)."""
+        """Start the workers as `make run` does, and return once both are ready: the main one
+        has run a task (a heartbeat of its own), the grants worker has logged that it is."""
         from celery import current_app
 
         from approvals.models import Component, Heartbeat
@@ -68,14 +68,27 @@ class Processes:
         since = time.time()
         # No -Q: the worker consumes settings.CELERY_TASK_QUEUES, grants first, as `make run`'s.
         self.start("worker", ["worker", "--loglevel", "WARNING"])
+        # INFO for its "ready." line only: it logs two lines a grant besides.
+        self.start("grants-worker", ["worker", "--grants-only", "--concurrency", "2",
+                                     "--hostname", f"grants-{time.monotonic_ns()}@%h",
+                                     "--loglevel", "INFO"])  # fmt: skip
         current_app.send_task(Job.WORKER_HEARTBEAT.value)
+        grants_log = self.var_dir / "grants-worker.log"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             seen = Heartbeat.objects.filter(component=Component.WORKER).first()
-            if seen is not None and seen.seen_at.timestamp() >= since:
+            if (
+                seen is not None
+                and seen.seen_at.timestamp() >= since
+                and " ready." in (grants_log.read_text(errors="replace"))
+            ):
                 return
             time.sleep(0.05)
-        raise TimeoutError(f"the worker ran no task within {timeout}s (see worker.log)")
+        raise TimeoutError(f"the workers were not ready within {timeout}s (see {self.var_dir})")
+
+    def stop_workers(self, *, kill: bool = False) -> None:
+        for name in ("worker", "grants-worker"):
+            self.stop(name, kill=kill)
 
     def beat(self) -> None:
         # Its first messages are sent once it has started; nothing waits for them.
@@ -97,34 +110,62 @@ class Processes:
             self.stop(name)
 
 
+def _receiver_serve(delay: float, count, port) -> None:
+    """The Receiver's process: answer each POST after `delay` s, counting them."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            time.sleep(delay)
+            with count.get_lock():
+                count.value += 1
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    port.value = server.server_address[1]
+    server.serve_forever()
+
+
 class Receiver:
-    """A loopback HTTP endpoint for chat notices and webhooks, answering after `delay` s."""
+    """A loopback HTTP endpoint for chat notices and webhooks, answering after `delay` s.
 
-    def __init__(self, delay: float = 0.02) -> None:
-        self.count = 0
+    In a process of its own, as a chat service or a webhook consumer is: its threads in the
+    benchmark's process would take the interpreter from the approvals being measured."""
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(handler) -> None:
-                handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
-                time.sleep(delay)
-                self.count += 1
-                handler.send_response(204)
-                handler.end_headers()
+    def __init__(self, delay: float = 0.02, timeout: float = 30) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._count = context.Value("i", 0)
+        self._port = context.Value("i", 0)
+        self.process = context.Process(
+            target=_receiver_serve, args=(delay, self._count, self._port), daemon=True
+        )
+        self.process.start()
+        deadline = time.monotonic() + timeout
+        while not self._port.value:
+            if time.monotonic() > deadline or not self.process.is_alive():
+                self.stop()
+                raise TimeoutError(f"the receiver did not listen within {timeout}s")
+            time.sleep(0.05)
 
-            def log_message(handler, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def count(self) -> int:
+        return self._count.value
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/hook"
+        return f"http://127.0.0.1:{self._port.value}/hook"
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.process.terminate()
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=10)
 
 
 class Cast:
