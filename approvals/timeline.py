@@ -6,7 +6,6 @@ from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -52,9 +51,7 @@ def timeline_append(
     # No savepoint: a failed append must abort the change it records, and a savepoint would
     # cost two round trips on every event.
     with transaction.atomic(savepoint=False):
-        if access_request is not None:
-            _request_lock(access_request.pk)
-        head_sequence, head_hash = _head_lock(chain)
+        head_sequence, head_hash = _head_lock(chain, access_request)
         event = TimelineEvent(
             chain=chain,
             sequence=head_sequence + 1,
@@ -85,40 +82,41 @@ def timeline_append(
     return event
 
 
-# The table name comes from our own model, never from input.
-_HEAD_LOCK_SQL = (
-    f"INSERT INTO {TimelineHead._meta.db_table} (chain, sequence, hash) "  # noqa: S608
-    "VALUES (%s, 0, %s) ON CONFLICT (chain) DO UPDATE SET chain = EXCLUDED.chain "
-    "RETURNING sequence, hash"
+# The table names come from our own models, never from input.
+_HEAD_UPSERT_SQL = (
+    f"INSERT INTO {TimelineHead._meta.db_table} (chain, sequence, hash) "
+    "{rows} ON CONFLICT (chain) DO UPDATE SET chain = EXCLUDED.chain RETURNING sequence, hash"
+)
+_HEAD_LOCK_SQL = _HEAD_UPSERT_SQL.format(rows="VALUES (%s, 0, %s)")
+# The request's row is locked as the upsert reads it, before the head: one statement, one
+# round trip, the same lock order.
+_REQUEST_AND_HEAD_LOCK_SQL = (
+    f"WITH locked AS (SELECT id FROM {AccessRequest._meta.db_table} "  # noqa: S608
+    "WHERE id = %s FOR UPDATE) " + _HEAD_UPSERT_SQL.format(rows="SELECT %s, 0, %s FROM locked")
 )
 
 
-_REQUEST_LOCK_SQL = f"SELECT 1 FROM {AccessRequest._meta.db_table} WHERE id = %s FOR UPDATE"  # noqa: S608
-
-
-def _request_lock(access_request_id: UUID) -> None:
-    """Lock the request's row before its chain's head: one lock order for every writer.
-
-    The event's foreign key is checked at COMMIT, which takes a share lock on the request row.
-    A writer that appended without holding it would then wait, holding the head, for whoever
-    holds the request (a revocation, a transition) while that one waits for the head: a deadlock.
-    """
-    if not connection.features.has_select_for_update:  # SQLite locks the whole database
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(_REQUEST_LOCK_SQL, [access_request_id])
-
-
-def _head_lock(chain: str) -> tuple[int, str]:
+def _head_lock(chain: str, access_request: AccessRequest | None) -> tuple[int, str]:
     """Create the chain's head if new, lock it and read it, in one statement.
 
     The row lock (taken by the upsert on PostgreSQL, by the write lock on SQLite) serialises
     appends to one chain until the transaction ends, so sequences never collide.
+
+    A request's row is locked first, in the same statement: one lock order for every writer.
+    The event's foreign key is checked at COMMIT, which takes a share lock on the request row. A
+    writer that appended without holding it would then wait, holding the head, for whoever holds
+    the request (a revocation, a transition) while that one waits for the head: a deadlock.
+    SQLite locks the whole database instead.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_HEAD_LOCK_SQL, [chain, GENESIS_HASH])
-        sequence, digest = cursor.fetchone()
-    return sequence, digest
+        if access_request is not None and connection.features.has_select_for_update:
+            cursor.execute(_REQUEST_AND_HEAD_LOCK_SQL, [access_request.pk, chain, GENESIS_HASH])
+        else:
+            cursor.execute(_HEAD_LOCK_SQL, [chain, GENESIS_HASH])
+        row = cursor.fetchone()
+    if row is None:
+        raise AccessRequest.DoesNotExist(f"request {access_request.pk} is gone")  # type: ignore[union-attr]
+    return row[0], row[1]
 
 
 # chain -> (sequence, hash): a point of each chain someone vouches for (a signed checkpoint, or

@@ -1,11 +1,13 @@
 import hashlib
 import json
+import threading
+import time
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import DatabaseError, connection, transaction
 
-from approvals.models import TimelineEvent
+from approvals.models import AccessRequest, TimelineEvent
 from approvals.models.timeline import event_hash_of
 from approvals.timeline import GENESIS_HASH, EventSource, timeline_append, timeline_verify
 from tests.tamper import raw_sql
@@ -160,3 +162,70 @@ def test_the_hash_is_the_published_formula_for_any_detail():
     published = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     assert event_hash_of(*fields) == hashlib.sha256(published.encode()).hexdigest()
+
+
+def _backend_waits_for_a_lock(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_an_append_waits_for_whoever_holds_the_request_before_it_takes_the_chain(cast):
+    """One lock order for every writer, request row then chain head. A worker holds a request
+    (a transition) and will append to its chain; meanwhile an alarm or an observed use appends
+    to the same chain. Had the second taken the head first, it would wait at COMMIT for the
+    request (its event's deferred foreign-key check) while the worker waits for the head: a
+    deadlock, and one of the two changes lost."""
+    access_request = cast.open_request()
+    holding, release = threading.Event(), threading.Event()
+    appender_pid: list[int] = []
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with transaction.atomic():
+                AccessRequest.objects.select_for_update().get(pk=access_request.pk)
+                holding.set()
+                release.wait(timeout=30)
+                timeline_append(access_request=access_request, code="test.worker")
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    def other_writer() -> None:
+        try:
+            appender_pid.append(connection.cursor().connection.info.backend_pid)
+            with transaction.atomic():
+                timeline_append(access_request=access_request, code="test.other")
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=worker)
+    first.start()
+    assert holding.wait(timeout=30)
+    second = threading.Thread(target=other_writer)
+    second.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (appender_pid and _backend_waits_for_a_lock(appender_pid[0])):
+            assert time.monotonic() < deadline, "the second writer never waited for the request"
+            time.sleep(0.05)
+    finally:
+        release.set()
+        first.join(timeout=60)
+        second.join(timeout=60)
+
+    assert not failures, failures
+    codes = list(
+        TimelineEvent.objects.filter(request=access_request)
+        .order_by("sequence")
+        .values_list("code", flat=True)
+    )
+    assert codes[-2:] == ["test.worker", "test.other"]
+    assert timeline_verify().ok
