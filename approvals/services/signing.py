@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
-from django_otp import verify_token
 
 from approvals import signatures
 from approvals.errors import RequestInvalid, SignatureRefused
@@ -42,7 +41,11 @@ def otp_check(*, user: User | AnonymousUser, otp_code: str) -> Refusal | None:
     Failures are written by django-otp (throttle counter) in that transaction, so the caller must
     commit it even when refusing.
     """
-    device = SealedTOTPDevice.objects.devices_for_user(user, confirmed=True).first()
+    # Locked until the caller's transaction ends, as django_otp.verify_token would lock it (in a
+    # savepoint of its own and a second read): concurrent uses of one code cannot both pass.
+    device = (
+        SealedTOTPDevice.objects.devices_for_user(user, confirmed=True).select_for_update().first()
+    )
     if device is None:
         return Refusal("no_otp_device", "you have no confirmed TOTP device; enrol one first")
     allowed, throttle = device.verify_is_allowed()
@@ -51,9 +54,8 @@ def otp_check(*, user: User | AnonymousUser, otp_code: str) -> Refusal | None:
         wait = f" until {locked_until:%H:%M:%S} UTC" if locked_until else ""
         return Refusal("otp_throttled", f"too many failed OTP attempts; wait{wait} and retry")
     code = (otp_code or "").strip()
-    if verify_token(user, device.persistent_id, code) is not None:
+    if device.verify_token(code):
         return None
-    device.refresh_from_db()
     if not OTP_CODE_PATTERN.match(code):
         return Refusal("otp_malformed", "the OTP code must be 6 digits")
     if device.code_was_already_used(code):
