@@ -72,19 +72,24 @@ class Processes:
         self.start("grants-worker", ["worker", "--grants-only", "--concurrency", "2",
                                      "--hostname", f"grants-{time.monotonic_ns()}@%h",
                                      "--loglevel", "INFO"])  # fmt: skip
-        current_app.send_task(Job.WORKER_HEARTBEAT.value)
         grants_log = self.var_dir / "grants-worker.log"
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            seen = Heartbeat.objects.filter(component=Component.WORKER).first()
-            if (
-                seen is not None
-                and seen.seen_at.timestamp() >= since
-                and " ready." in (grants_log.read_text(errors="replace"))
-            ):
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"the workers were not ready within {timeout}s (see {self.var_dir})")
+        try:
+            current_app.send_task(Job.WORKER_HEARTBEAT.value)
+            while time.monotonic() < deadline:
+                seen = Heartbeat.objects.filter(component=Component.WORKER).first()
+                if (
+                    seen is not None
+                    and seen.seen_at.timestamp() >= since
+                    and " ready." in grants_log.read_text(errors="replace")
+                ):
+                    return
+                time.sleep(0.05)
+            raise TimeoutError(f"the workers were not ready within {timeout}s (see {self.var_dir})")
+        except BaseException:
+            # Nothing outlives a failed start: a stray worker would take the next run's tasks.
+            self.stop_all()
+            raise
 
     def stop_workers(self, *, kill: bool = False) -> None:
         for name in ("worker", "grants-worker"):
