@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness import (  # noqa: E402
     GRANTS_PER_PROFILE,
+    BareCalls,
     Cast,
     Processes,
     log,
@@ -224,45 +224,9 @@ def killed_worker(state_file: str, var_dir: Path) -> None:
 
 def bare_aws_ms(state, profile, var_dir: Path) -> tuple[float, float]:
     """The AWS calls of an activation and of a revocation, bare boto3, same documents -> p50s."""
-    import boto3
-
-    from awsaccess import policies
-    from awsaccess.types import Grant
-
-    target = profile.aws_target()
-    keys = json.loads((var_dir / "principals.json").read_text())[target.principal_arn]
-    session = dict(endpoint_url=state.endpoint_url, region_name=target.region)
-    iam = boto3.client(
-        "iam",
-        aws_access_key_id=state.broker.access_key_id,
-        aws_secret_access_key=state.broker.secret_access_key,
-        **session,
-    )
-    sts = boto3.client("sts", aws_access_key_id=keys["access_key_id"],
-                       aws_secret_access_key=keys["secret_access_key"], **session)  # fmt: skip
-    user, role = target.principal_arn.rsplit("/", 1)[1], target.role_arn.rsplit("/", 1)[1]
-    activate, revoke = [], []
-    for n in range(SEQUENTIAL):
-        request_id = str(uuid.uuid4())
-        grant = Grant(request_id, f"BENCH-{n}", {"breakglass-request": request_id},
-                      datetime.now(UTC) + timedelta(minutes=30))  # fmt: skip
-        name = policies.grant_policy_name(grant)
-        allow = policies.to_json(policies.grant_policy(target, grant))
-        deny = policies.to_json(policies.revocation_policy(request_id))
-        started = time.perf_counter()
-        iam.put_user_policy(UserName=user, PolicyName=name, PolicyDocument=allow)
-        sts.assume_role(
-            RoleArn=target.role_arn, RoleSessionName=grant.session_name,
-            SourceIdentity=request_id, DurationSeconds=900,
-            Tags=[{"Key": "breakglass-request", "Value": request_id}],
-        )  # fmt: skip
-        activate.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        iam.put_role_policy(RoleName=role, PolicyName=f"bench-deny-{n}", PolicyDocument=deny)
-        iam.delete_user_policy(UserName=user, PolicyName=name)
-        revoke.append((time.perf_counter() - started) * 1000)
-        iam.delete_role_policy(RoleName=role, PolicyName=f"bench-deny-{n}")
-    return percentile(activate, 0.5), percentile(revoke, 0.5)
+    bare = BareCalls(state, profile, var_dir)
+    activate, revoke = zip(*(bare.timed(n) for n in range(SEQUENTIAL)), strict=True)
+    return percentile(list(activate), 0.5), percentile(list(revoke), 0.5)
 
 
 def report(results: dict) -> None:

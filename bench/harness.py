@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -284,6 +284,56 @@ def sandbox_profiles(
 def sandbox_profile(state, var_dir: Path, group, **notices):
     """One access profile on a fresh role and principal (see sandbox_profiles)."""
     return sandbox_profiles(state, var_dir, group, 1, **notices)[0]
+
+
+class BareCalls:
+    """An activation's and a revocation's AWS calls, bare boto3 with the portal's documents, on
+    `profile`'s principal and role: the reference the portal's figures are measured against."""
+
+    def __init__(self, state, profile, var_dir: Path) -> None:
+        import boto3
+
+        self.target = profile.aws_target()
+        keys = json.loads((var_dir / "principals.json").read_text())[self.target.principal_arn]
+        session = dict(endpoint_url=state.endpoint_url, region_name=self.target.region)
+        self.iam = boto3.client(
+            "iam", aws_access_key_id=state.broker.access_key_id,
+            aws_secret_access_key=state.broker.secret_access_key, **session,
+        )  # fmt: skip
+        self.sts = boto3.client(
+            "sts", aws_access_key_id=keys["access_key_id"],
+            aws_secret_access_key=keys["secret_access_key"], **session,
+        )  # fmt: skip
+        self.user = self.target.principal_arn.rsplit("/", 1)[1]
+        self.role = self.target.role_arn.rsplit("/", 1)[1]
+
+    def timed(self, n: int) -> tuple[float, float]:
+        """One grant: PutUserPolicy + AssumeRole, then PutRolePolicy (the deny) +
+        DeleteUserPolicy -> (activation ms, revocation ms); the deny is removed untimed."""
+        from awsaccess import policies
+        from awsaccess.types import Grant
+
+        request_id = str(uuid.uuid4())
+        grant = Grant(request_id, f"BENCH-{n}", {"breakglass-request": request_id},
+                      datetime.now(UTC) + timedelta(minutes=30))  # fmt: skip
+        name = policies.grant_policy_name(grant)
+        allow = policies.to_json(policies.grant_policy(self.target, grant))
+        deny = policies.to_json(policies.revocation_policy(request_id))
+        started = time.perf_counter()
+        self.iam.put_user_policy(UserName=self.user, PolicyName=name, PolicyDocument=allow)
+        self.sts.assume_role(
+            RoleArn=self.target.role_arn, RoleSessionName=grant.session_name,
+            SourceIdentity=request_id, DurationSeconds=900,
+            Tags=[{"Key": "breakglass-request", "Value": request_id}],
+        )  # fmt: skip
+        activation = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        self.iam.put_role_policy(RoleName=self.role, PolicyName=f"bench-deny-{n}",
+                                 PolicyDocument=deny)  # fmt: skip
+        self.iam.delete_user_policy(UserName=self.user, PolicyName=name)
+        revocation = (time.perf_counter() - started) * 1000
+        self.iam.delete_role_policy(RoleName=self.role, PolicyName=f"bench-deny-{n}")
+        return activation, revocation
 
 
 def wait_status(request_ids, status: str, timeout: float = 60, poll: float = 0.02) -> list:
