@@ -16,6 +16,7 @@ from approvals.services.notifications import SECURITY_CHAT, Notice, notify
 from approvals.services.queue import Job
 from approvals.services.requests import request_revoke
 from portal.celery import app
+from tests.broker import drain_task_messages
 from tests.conftest import fresh_code
 from tests.processes import ManagedProcess, celery_worker, wait_until
 
@@ -87,6 +88,9 @@ def broker(request, live, settings):
         },
     )
     app._after_fork()  # drop the pooled Redis connections: the next message goes to the folder
+    # Earlier tests on the embedded broker share the folder: what they left must not reach
+    # this test's workers (the live fixture drained Redis only).
+    drain_task_messages(max_messages=1000, wait=0.1)
     # The worker child finds no CELERY_BROKER_URL and uses the same folder (tests/settings.py);
     # its cache (the watch and backstop locks) stays on Redis.
     live.env.pop("CELERY_BROKER_URL", None)
