@@ -28,14 +28,23 @@ BACKLOG = 30
 POST_SECONDS = 1.0
 
 
-class SlowReceiver:
-    """A chat webhook on loopback that takes POST_SECONDS to answer each notice."""
+class ChatReceiver:
+    """A chat webhook on loopback that answers each notice after `seconds`, or with None only
+    once the test releases it (at most HELD_SECONDS)."""
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float | None) -> None:
+        self.release = threading.Event()
+        self.arrived = 0
+        receiver = self
+
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                time.sleep(POST_SECONDS)
+                receiver.arrived += 1
+                if seconds is None:
+                    receiver.release.wait(timeout=HELD_SECONDS)
+                else:
+                    time.sleep(seconds)
                 self.send_response(204)
                 self.end_headers()
 
@@ -43,6 +52,7 @@ class SlowReceiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -52,14 +62,18 @@ class SlowReceiver:
         return f"http://{host}:{port}/hook"
 
     def stop(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
 
 
+HELD_SECONDS = 60
+
+
 @pytest.fixture
 def slow_receiver():
-    receiver = SlowReceiver()
+    receiver = ChatReceiver(POST_SECONDS)
     yield receiver
     receiver.stop()
 
@@ -186,47 +200,9 @@ def test_a_worker_busy_with_a_long_poll_takes_no_work_it_cannot_start(
     assert sent_before(queued, access_request.activated_at) == 0
 
 
-class HeldReceiver:
-    """A chat webhook on loopback that answers nothing until the test releases it (bounded)."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.arrived = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(handler) -> None:
-                handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
-                self.arrived += 1
-                self.release.wait(timeout=HELD_SECONDS)
-                handler.send_response(204)
-                handler.end_headers()
-
-            def log_message(handler, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/hook"
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-HELD_SECONDS = 60
-
-
 @pytest.fixture
 def held_receiver():
-    receiver = HeldReceiver()
+    receiver = ChatReceiver(None)
     yield receiver
     receiver.stop()
 
