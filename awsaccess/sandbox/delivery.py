@@ -10,8 +10,6 @@ portal's LookupEvents backstop; dropped events stay in the history, as on AWS.
 from __future__ import annotations
 
 import collections
-import copy
-import json
 import logging
 import random
 import threading
@@ -21,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from moto.events.models import EventPattern, EventsBackend, events_backends
+from moto.events.models import EventsBackend, events_backends
 
 from awsaccess.sandbox import cloudtrail, history, protocol, targets, trails
 from awsaccess.sandbox.calls import CapturedCall
@@ -110,30 +108,13 @@ def _event_message(entry: dict[str, Any], service: str) -> dict[str, Any]:
     }
 
 
-def _matches(pattern: EventPattern, flat: dict[str, Any]) -> bool:
-    """EventPattern.matches_event, on the event already flattened."""
-    rules = pattern.get_pattern()
-    return not rules or bool(pattern._does_event_match(flat, rules))
-
-
 def deliver(entry: dict[str, Any], service: str) -> None:
     """Send the event through the rules of the default bus in the record's account and region."""
     account_id, region = entry["recipientAccountId"], entry["awsRegion"]
     backend: EventsBackend = events_backends[account_id][region]
     bus = backend.event_buses.get("default")
-    if bus is None:
-        return
-    message = _event_message(entry, service)
-    # moto's matches_event serialises and flattens the event once per rule; once is enough.
-    flat = EventPattern._flatten_dict(json.loads(json.dumps(message)))
-    for rule in list(bus.rules.values()):
-        try:
-            # Copied only for the rules it matches (send_to_targets decides the same again).
-            if rule.state != "ENABLED" or not _matches(rule.event_pattern, flat):
-                continue
-            rule.send_to_targets(copy.deepcopy(message))  # type: ignore[arg-type]  # moto types it a str; it takes the dict
-        except Exception:  # one broken target must not stop the trail
-            logger.exception("delivery to the targets of rule %s failed", rule.name)
+    if bus is not None:
+        targets.bus_deliver(bus, _event_message(entry, service))
 
 
 def _handle(call: CapturedCall) -> None:
