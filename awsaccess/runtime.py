@@ -11,7 +11,7 @@ from awsaccess.types import AwsConnection, PrincipalKeys
 
 
 class MissingAwsKeys(Exception):
-    """No keys are configured for a break-glass principal."""
+    """No usable keys are configured for a break-glass principal."""
 
 
 def _read_json(path: str) -> dict:
@@ -40,11 +40,33 @@ def provisioner_connection(credentials_file: str | None = None) -> AwsConnection
 
 
 def principal_keys(principal_arn: str) -> PrincipalKeys:
-    """The break-glass principal's keys, from the secrets file mapping ARN to keys."""
+    """The break-glass principal's keys, from the secrets file mapping ARN to keys.
+
+    A file that cannot be read or parsed is reported like a missing key, never as whatever the
+    parser raised: revocation reads it too (for the key it must keep), and a broken secrets file
+    must fail activations cleanly without stopping a revocation. Messages never quote the file.
+    """
     path = settings.AWS_PRINCIPAL_CREDENTIALS_FILE
-    keys = _read_json(path).get(principal_arn) if path else None
+    if not path:
+        raise MissingAwsKeys(f"no keys configured for break-glass principal {principal_arn}")
+    try:
+        known = _read_json(path)
+    except OSError as exc:
+        raise MissingAwsKeys(f"the principals' keys file cannot be read ({exc.strerror})") from None
+    except ValueError:  # json.JSONDecodeError and UnicodeDecodeError; the text may hold secrets
+        raise MissingAwsKeys("the principals' keys file is not valid JSON") from None
+    keys = known.get(principal_arn) if isinstance(known, dict) else None
     if not keys:
         raise MissingAwsKeys(f"no keys configured for break-glass principal {principal_arn}")
+    if not (
+        isinstance(keys, dict)
+        and isinstance(keys.get("access_key_id"), str)
+        and isinstance(keys.get("secret_access_key"), str)
+    ):
+        raise MissingAwsKeys(
+            f"the keys of break-glass principal {principal_arn} need an access_key_id and a "
+            "secret_access_key"
+        )
     return PrincipalKeys(
         access_key_id=keys["access_key_id"], secret_access_key=keys["secret_access_key"]
     )

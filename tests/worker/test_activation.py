@@ -171,3 +171,45 @@ def test_a_permanent_aws_error_fails_the_activation_with_nothing_left_attached(l
         .last()
     )
     assert (event.code, event.outcome) == ("approvals.request.failed", "failure")
+
+
+BROKEN_KEYS_FILE = '{"arn:aws:iam::123456789012:user/x": {"secret_access_key": "wJalrXUtnFEMI'
+
+
+def test_a_broken_keys_file_fails_the_activation_cleanly_without_quoting_it(live, tmp_path):
+    # An operator's edit cut the secrets file short: the grant is attached before keys are read.
+    (tmp_path / "principals.json").write_text(BROKEN_KEYS_FILE)
+    live.start_worker()
+    access_request = live.open_approved()
+
+    live.wait_for_status(access_request, Status.FAILED, timeout=20)
+
+    assert access_request.failure_reason == "the principals' keys file is not valid JSON"
+    assert "approvals.activation.grant_attached" in codes(access_request)
+    assert not grant_attached(live, access_request)
+    assert not IssuedCredential.objects.filter(request=access_request).exists()
+    assert "wJalrXUtnFEMI" not in live.processes[0].log_text()
+
+
+def test_a_keys_file_broken_during_a_grant_does_not_stop_its_revocation(live, tmp_path):
+    live.start_worker()
+    access_request = live.open_approved()
+    live.wait_for_status(access_request, Status.ACTIVE)
+    credentials = credentials_reveal(
+        access_request_id=access_request.pk,
+        user=live.cast.requester,
+        otp_code=fresh_code(live.cast.requester),
+    )
+    (tmp_path / "principals.json").write_text(BROKEN_KEYS_FILE)
+
+    request_revoke(
+        access_request_id=access_request.pk,
+        actor=live.cast.requester,
+        otp_code=fresh_code(live.cast.requester),
+        reason="done",
+    )
+
+    live.wait_for_status(access_request, Status.REVOKED)
+    assert not grant_attached(live, access_request)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        live.aws.s3_with(credentials).list_buckets()
