@@ -24,6 +24,36 @@ def user_is_approver_for(*, user, profile: AccessProfile) -> bool:
     return user.is_active and user.groups.filter(pk=profile.approver_group_id).exists()
 
 
+@dataclass(frozen=True)
+class SignerFacts:
+    """What the rules need about a request's signers, read at once: who of them may approve for
+    its profile now (active, in the approver group), and each account's person identifier."""
+
+    approver_ids: frozenset[int]
+    person_of: dict[int, str]
+
+
+def signer_facts(*, access_request: AccessRequest, signer_ids: Iterable[int | None]) -> SignerFacts:
+    """`user_is_approver_for` and the person reads of `signer_same_person_as`, for all of a
+    request's signers in two queries (the worker checks every approval before activating)."""
+    wanted = {user_id for user_id in signer_ids if user_id is not None}
+    approver_ids = (
+        get_user_model()
+        .objects.filter(
+            pk__in=wanted, is_active=True, groups=access_request.profile.approver_group_id
+        )
+        .values_list("pk", flat=True)
+        if wanted
+        else []
+    )
+    return SignerFacts(
+        approver_ids=frozenset(approver_ids),
+        person_of=PersonIdentity.objects.persons_of(
+            user_ids=[access_request.requester_id, *wanted]
+        ),
+    )
+
+
 def user_is_auditor(*, user) -> bool:
     return user.is_active and user.groups.filter(name=settings.AUDITORS_GROUP).exists()
 

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from approvals import rules, selectors
+from approvals import rules
 from approvals.errors import StaleTransition
 from approvals.models import (
     AccessProfile,
@@ -23,7 +23,7 @@ from approvals.models import (
     RequestKind,
     Status,
 )
-from approvals.selectors.people import signer_same_person_as
+from approvals.selectors.people import signer_facts
 from approvals.services import fallback
 from approvals.services.alarms import alarm_open
 from approvals.services.lifecycle import request_move
@@ -75,22 +75,23 @@ def aws_clients_prepare() -> int:
 def _valid_approval_count(access_request: AccessRequest) -> int:
     """Approvals that still hold: signed this exact content, by a current, distinct approver
     (two accounts of one person count once)."""
-    approvals = access_request.approvals.filter(decision=Decision.APPROVE).select_related(
-        "approver"
+    approvals = list(
+        access_request.approvals.filter(decision=Decision.APPROVE).order_by("created_at", "pk")
+    )
+    facts = signer_facts(
+        access_request=access_request, signer_ids=[approval.approver_id for approval in approvals]
     )
     counted: list[int | None] = []
-    for approval in approvals.order_by("created_at", "pk"):
+    for approval in approvals:
         if rules.approval_still_counts(
             access_request=access_request,
             approval=approval,
-            is_approver=approval.approver is not None
-            and selectors.user_is_approver_for(
-                user=approval.approver, profile=access_request.profile
-            ),
-            same_person_as=signer_same_person_as(
-                access_request=access_request,
+            is_approver=approval.approver_id in facts.approver_ids,
+            same_person_as=rules.person_shared_with(
                 signer_id=approval.approver_id,
+                requester_id=access_request.requester_id,
                 other_signer_ids=counted,
+                person_of=facts.person_of,
             ),
         ):
             counted.append(approval.approver_id)

@@ -1,6 +1,6 @@
 """Two accounts of one person count as one approver at activation, too: the person identifiers
 are read again by the worker, so an identity linked after the signatures still counts once and
-nothing reaches AWS."""
+nothing reaches AWS. So does a signer who has since left the approver group or been deactivated."""
 
 import pytest
 
@@ -30,3 +30,19 @@ def test_two_people_still_activate(live):
     live.start_worker()
 
     live.wait_for_status(access_request, Status.ACTIVE)
+
+
+@pytest.mark.parametrize("how", ["left the approver group", "deactivated"])
+def test_a_signer_who_may_no_longer_approve_is_not_counted_at_activation(live, how):
+    access_request = live.open_approved()  # alice and bob sign
+    if how == "deactivated":
+        live.cast.bob.is_active = False
+        live.cast.bob.save(update_fields=["is_active"])
+    else:
+        live.cast.bob.groups.remove(live.cast.profile.approver_group)
+    live.start_worker()
+
+    live.wait_for_status(access_request, Status.FAILED)
+
+    assert "only 1 of the 2 required approvals are still valid" in access_request.failure_reason
+    assert not IssuedCredential.objects.filter(request=access_request).exists()
