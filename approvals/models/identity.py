@@ -22,6 +22,16 @@ class SealedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
     sign approvals, so the seed is sealed and verification mirrors TOTPDevice.verify_token.
     """
 
+    # What a verification writes, and only that: its save leaves the seed and `confirmed` (what
+    # administration records) alone, so it needs no before-and-after comparison.
+    VERIFICATION_FIELDS = (
+        "last_t",
+        "drift",
+        "throttling_failure_timestamp",
+        "throttling_failure_count",
+        "last_used_at",
+    )
+
     sealed_key = models.TextField()
     step = models.PositiveSmallIntegerField(default=30)
     t0 = models.BigIntegerField(default=0)
@@ -59,9 +69,9 @@ class SealedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
                 self.drift = totp.drift
                 self.throttle_reset(commit=False)
                 self.set_last_used_timestamp(commit=False)
-                self.save()
         if not verified:
-            self.throttle_increment(commit=True)
+            self.throttle_increment(commit=False)
+        self.save(update_fields=self.VERIFICATION_FIELDS)
         return verified
 
     def code_was_already_used(self, token: str) -> bool:

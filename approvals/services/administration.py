@@ -237,14 +237,18 @@ def _device_snapshot(device: SealedTOTPDevice) -> dict[str, Any]:
     }
 
 
-def _device_pre_save(sender, instance: SealedTOTPDevice, raw: bool = False, **kwargs):
-    if not raw:
-        _snapshot_before(sender, instance, _device_snapshot)
+def _device_pre_save(
+    sender, instance: SealedTOTPDevice, raw: bool = False, update_fields=None, **kwargs
+):
+    if raw or (update_fields is not None and set(update_fields) <= set(sender.VERIFICATION_FIELDS)):
+        instance._administration_before = "skip"  # type: ignore[attr-defined]  # a code checked
+        return
+    _snapshot_before(sender, instance, _device_snapshot)
 
 
 def _device_post_save(sender, instance: SealedTOTPDevice, created: bool, raw=False, **kwargs):
     before = getattr(instance, "_administration_before", None)
-    if raw:
+    if raw or before == "skip":
         return
     if created or before is None:
         _device_record(instance, "approvals.admin.device_added", instance.confirmed)

@@ -232,18 +232,17 @@ def request_sign(
     with transaction.atomic():
         access_request = request_locked(access_request_id)
         now = timezone.now()
+        signer_ids = list(access_request.approvals.values_list("approver_id", flat=True))
         refusal = rules.signing_refusal(
             access_request=access_request,
             signer_id=approver.pk,
             is_approver=selectors.user_is_approver_for(
                 user=approver, profile=access_request.profile
             ),
-            already_signed=access_request.approvals.filter(approver=approver).exists(),
+            already_signed=approver.pk in signer_ids,
             now=now,
             same_person_as=signer_same_person_as(
-                access_request=access_request,
-                signer_id=approver.pk,
-                other_signer_ids=access_request.approvals.values_list("approver_id", flat=True),
+                access_request=access_request, signer_id=approver.pk, other_signer_ids=signer_ids
             ),
         ) or otp_check(user=approver, otp_code=otp_code)
         if refusal is not None:
