@@ -41,6 +41,7 @@ from bench.harness import (  # noqa: E402
     Cast,
     Processes,
     log,
+    logs_kept,
     portal_env,
     sandbox_profiles,
     wait_status,
@@ -141,6 +142,9 @@ def main() -> None:
         )  # fmt: skip
         try:
             results = measure(state, Path(tmp), killed)
+        except BaseException:
+            logs_kept(Path(tmp))
+            raise
         finally:
             if killed.poll() is None:
                 killed.kill()

@@ -22,6 +22,21 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def logs_kept(var_dir: Path) -> Path:
+    """Copy every process log under `var_dir` (a temporary folder about to go) to a folder that
+    stays, and say where: a benchmark that fails once in several runs is only explained by them."""
+    import shutil
+    import tempfile
+
+    kept = Path(tempfile.mkdtemp(prefix="breakglass-bench-logs-"))
+    for log_file in var_dir.rglob("*.log"):
+        target = kept / log_file.relative_to(var_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(log_file, target)
+    log(f"the processes' logs are kept in {kept}")
+    return kept
+
+
 def portal_env(state, var_dir: Path, *, database_url: str, broker_url: str | None, queue: str):
     """What the portal's processes get: the sandbox, the database and the broker (None: the
     embedded filesystem broker under var_dir, as `make run`)."""
