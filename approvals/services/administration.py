@@ -241,7 +241,7 @@ def _device_pre_save(
     sender, instance: SealedTOTPDevice, raw: bool = False, update_fields=None, **kwargs
 ):
     if raw or (update_fields is not None and set(update_fields) <= set(sender.VERIFICATION_FIELDS)):
-        instance._administration_before = "skip"  # type: ignore[attr-defined]  # a code checked
+        instance._administration_before = "skip"  # a code checked, nothing administered
         return
     _snapshot_before(sender, instance, _device_snapshot)
 

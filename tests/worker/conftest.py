@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from approvals.models import AccessRequest, Status
-from approvals.services.requests import request_approve
+from approvals.services.requests import credentials_reveal, request_approve, request_revoke
+from awsaccess.types import IssuedCredentials
 from tests.aws_profile import SandboxProfile, sandbox_profile
 from tests.broker import drain_task_messages
 from tests.conftest import Cast, fresh_code
@@ -42,6 +43,27 @@ class Live:
                 otp_code=fresh_code(approver),
             )
         return access_request
+
+    def reveal(self, access_request) -> IssuedCredentials:
+        """The requester's credentials, as the request page shows them."""
+        return credentials_reveal(
+            access_request_id=access_request.pk,
+            user=self.cast.requester,
+            otp_code=fresh_code(self.cast.requester),
+        )
+
+    def revoke(
+        self, access_request, *, by=None, reason: str = "Incident resolved."
+    ) -> AccessRequest:
+        """Revoke as `by` (the requester unless given) and wait until the worker has revoked."""
+        actor = by or self.cast.requester
+        request_revoke(
+            access_request_id=access_request.pk,
+            actor=actor,
+            otp_code=fresh_code(actor),
+            reason=reason,
+        )
+        return self.wait_for_status(access_request, Status.REVOKED)
 
     def wait_for_status(
         self, access_request, status: Status, *, timeout: float = 30

@@ -44,11 +44,7 @@ def test_the_second_approval_activates_and_only_the_requester_gets_working_crede
             user=live.cast.alice,
             otp_code=fresh_code(live.cast.alice),
         )
-    credentials = credentials_reveal(
-        access_request_id=access_request.pk,
-        user=live.cast.requester,
-        otp_code=fresh_code(live.cast.requester),
-    )
+    credentials = live.reveal(access_request)
     assert live.aws.s3_with(credentials).list_buckets()["Buckets"] is not None
     stored = IssuedCredential.objects.get(request=access_request)
     assert credentials.secret_access_key not in stored.sealed
@@ -92,11 +88,7 @@ def test_an_approver_revokes_early_with_totp_and_the_credentials_stop_working(li
     live.start_worker()
     access_request = live.open_approved()
     live.wait_for_status(access_request, Status.ACTIVE)
-    credentials = credentials_reveal(
-        access_request_id=access_request.pk,
-        user=live.cast.requester,
-        otp_code=fresh_code(live.cast.requester),
-    )
+    credentials = live.reveal(access_request)
 
     with pytest.raises(SignatureRefused, match="not valid"):
         request_revoke(
@@ -112,13 +104,7 @@ def test_an_approver_revokes_early_with_totp_and_the_credentials_stop_working(li
             otp_code=fresh_code(live.cast.outsider),
             reason="incident over",
         )
-    request_revoke(
-        access_request_id=access_request.pk,
-        actor=live.cast.alice,
-        otp_code=fresh_code(live.cast.alice),
-        reason="Incident resolved, closing access.",
-    )
-    live.wait_for_status(access_request, Status.REVOKED)
+    live.revoke(access_request, by=live.cast.alice, reason="Incident resolved, closing access.")
 
     with pytest.raises(ClientError) as denied:
         live.aws.s3_with(credentials).list_buckets()
@@ -195,21 +181,11 @@ def test_a_keys_file_broken_during_a_grant_does_not_stop_its_revocation(live, tm
     live.start_worker()
     access_request = live.open_approved()
     live.wait_for_status(access_request, Status.ACTIVE)
-    credentials = credentials_reveal(
-        access_request_id=access_request.pk,
-        user=live.cast.requester,
-        otp_code=fresh_code(live.cast.requester),
-    )
+    credentials = live.reveal(access_request)
     (tmp_path / "principals.json").write_text(BROKEN_KEYS_FILE)
 
-    request_revoke(
-        access_request_id=access_request.pk,
-        actor=live.cast.requester,
-        otp_code=fresh_code(live.cast.requester),
-        reason="done",
-    )
+    live.revoke(access_request)
 
-    live.wait_for_status(access_request, Status.REVOKED)
     assert not grant_attached(live, access_request)
     with pytest.raises(ClientError, match="AccessDenied"):
         live.aws.s3_with(credentials).list_buckets()

@@ -14,10 +14,8 @@ from django.db import transaction
 from approvals.models import NotificationDelivery, Status
 from approvals.services.notifications import SECURITY_CHAT, Notice, notify
 from approvals.services.queue import Job
-from approvals.services.requests import request_revoke
 from portal.celery import app
 from tests.broker import drain_task_messages
-from tests.conftest import fresh_code
 from tests.processes import ManagedProcess, celery_worker, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -158,13 +156,7 @@ def test_activation_and_revocation_are_served_before_a_backlog_of_other_work(
     assert early <= BACKLOG // 2, f"{early} of {BACKLOG} notices went before the activation"
 
     more = backlog()
-    request_revoke(
-        access_request_id=access_request.pk,
-        actor=live.cast.requester,
-        otp_code=fresh_code(live.cast.requester),
-        reason="Incident resolved.",
-    )
-    live.wait_for_status(access_request, Status.REVOKED)
+    live.revoke(access_request)
     early = sent_before(more, access_request.revoked_at)
     assert early <= BACKLOG // 2, f"{early} of {BACKLOG} notices went before the revocation"
 
@@ -228,13 +220,7 @@ def test_the_grants_worker_serves_grants_while_every_process_of_the_other_worker
 
     access_request = live.open_approved()
     live.wait_for_status(access_request, Status.ACTIVE)
-    request_revoke(
-        access_request_id=access_request.pk,
-        actor=live.cast.requester,
-        otp_code=fresh_code(live.cast.requester),
-        reason="Incident resolved.",
-    )
-    live.wait_for_status(access_request, Status.REVOKED)
+    live.revoke(access_request)
 
     # All along the main worker's only process was in the first notice, still unanswered.
     assert held_receiver.arrived == 1 and sent(held) == 0
