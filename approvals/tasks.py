@@ -20,6 +20,7 @@ from approvals.services import (
     extension_grants,
     grants,
     guard,
+    identity,
     liveness,
     notifications,
     sweep,
@@ -107,6 +108,11 @@ def guard_check() -> None:
 @job(Job.TIMELINE_CHECKPOINT, acks_late=False, reject_on_worker_lost=False)
 def timeline_checkpoint() -> None:
     checkpoints.timeline_checkpoint()
+
+
+@job(Job.SIGNIN_THROTTLES_PURGE, acks_late=False, reject_on_worker_lost=False)
+def signin_throttles_purge() -> None:
+    identity.signin_throttles_purge()
 
 
 @job(Job.REQUEST_SEAL)

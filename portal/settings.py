@@ -397,6 +397,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(CHECKPOINT_INTERVAL_SECONDS),
         "options": {"expires": float(CHECKPOINT_INTERVAL_SECONDS)},
     },
+    # Sign-in counters older than the throttling window hold nothing any more.
+    "signin-throttles-purge": {
+        "task": "approvals.signin_throttles_purge",
+        "schedule": SIGNIN_FAILURE_WINDOW_MINUTES * 60.0,
+        "options": {"expires": SIGNIN_FAILURE_WINDOW_MINUTES * 60.0},
+    },
 }
 
 # --- Notifications ----------------------------------------------------------------------------

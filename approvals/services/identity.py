@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from approvals.errors import NotAllowed, RequestInvalid, SignatureRefused
@@ -112,11 +113,52 @@ _BACKUP_CODE_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 BACKUP_CODE_PATTERN = re.compile(r"^[a-z2-7]{4}-?[a-z2-7]{4}-?[a-z2-7]{4}$")
 
 
+# Counters the purge deletes in one transaction at most (the next run takes the rest).
+SIGNIN_THROTTLE_PURGE_BATCH = 5_000
+
+
 def _throttle_row(*, username: str, address: str) -> SigninThrottle:
-    """The locked counter for this username (or ANY_USERNAME) and address. Created outside the
-    lock when missing (the unique constraint settles a race), then locked for the attempt."""
-    row, _ = SigninThrottle.objects.get_or_create(username=username, address=address)
-    return SigninThrottle.objects.select_for_update().get(pk=row.pk)
+    """The counter for this username (or ANY_USERNAME) and address, locked for the attempt from
+    the moment it is read or created (the unique constraint settles two creating it at once), so
+    the purge can never delete it between the two."""
+    row, _ = SigninThrottle.objects.select_for_update().get_or_create(
+        username=username, address=address
+    )
+    return row
+
+
+def signin_throttles_purge(*, now: datetime | None = None) -> int:
+    """Delete the sign-in counters that hold nothing any more: no failure within the window, no
+    delay running, no throttle event within the window (it still spaces the next one). Every
+    username tried from every address leaves a row, so unauthenticated traffic would otherwise
+    grow the table without bound. Refused attempts not yet reported get their one
+    `signin.throttled` event first: the record keeps the count. -> how many were deleted."""
+    now = now or timezone.now()
+    window_start = now - timedelta(minutes=settings.SIGNIN_FAILURE_WINDOW_MINUTES)
+    quiet = (
+        (Q(last_failure_at__isnull=True) | Q(last_failure_at__lt=window_start))
+        & (Q(blocked_until__isnull=True) | Q(blocked_until__lte=now))
+        & (Q(throttled_reported_at__isnull=True) | Q(throttled_reported_at__lt=window_start))
+    )
+    with transaction.atomic():
+        # A counter an attempt holds is skipped: it is in use, and its next purge is soon.
+        rows = list(
+            SigninThrottle.objects.select_for_update(skip_locked=True)
+            .filter(quiet)
+            .order_by("pk")[:SIGNIN_THROTTLE_PURGE_BATCH]
+        )
+        for row in rows:
+            if row.throttled_unreported:
+                timeline_append(
+                    access_request=None,
+                    code="approvals.signin.throttled",
+                    actor_name="anonymous",
+                    outcome="refused",
+                    detail={"username": row.username, "count": row.throttled_unreported},
+                    source=EventSource(ip=None if row.address == "unknown" else row.address),
+                )
+        SigninThrottle.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    return len(rows)
 
 
 def _blocked(row: SigninThrottle, now: datetime) -> bool:

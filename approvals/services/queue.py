@@ -29,6 +29,7 @@ class Job(StrEnum):
     EXTEND = "approvals.extension_apply"
     EXTENSIONS_TIME_OUT = "approvals.extensions_time_out"
     ACTIVITY_BACKSTOP = "approvals.activity_backstop"
+    SIGNIN_THROTTLES_PURGE = "approvals.signin_throttles_purge"
 
 
 def enqueue_after_commit(

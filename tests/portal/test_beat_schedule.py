@@ -16,6 +16,7 @@ def test_every_periodic_job_is_scheduled_and_names_a_task_the_worker_has():
         "approvals.guard_check",
         "approvals.activity_backstop",
         "approvals.timeline_checkpoint",
+        "approvals.signin_throttles_purge",
     }
     assert all(entry["task"] in app.tasks for entry in schedule.values())
     assert schedule["sweep"]["schedule"] == float(settings.SWEEP_INTERVAL_SECONDS)
@@ -23,4 +24,7 @@ def test_every_periodic_job_is_scheduled_and_names_a_task_the_worker_has():
     assert schedule["activity-backstop"]["schedule"] == float(settings.ACTIVITY_BACKSTOP_SECONDS)
     assert schedule["timeline-checkpoint"]["schedule"] == float(
         settings.CHECKPOINT_INTERVAL_SECONDS
+    )
+    assert schedule["signin-throttles-purge"]["schedule"] == (
+        settings.SIGNIN_FAILURE_WINDOW_MINUTES * 60.0
     )

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.models import SigninThrottle
+from approvals.services.identity import signin_throttles_purge
 from tests.web.helpers import system_events
 
 PROXY = "10.0.0.2"
@@ -145,3 +146,58 @@ def test_concurrent_guesses_cannot_exceed_the_limit(cast, settings):
     assert statuses == [400] * guessers
     assert system_events("approvals.signin.failed").count() == 3
     assert SigninThrottle.objects.get(username="alice").failures == 3
+
+
+def _a_window_passes(settings) -> None:
+    """Every counter's times move a window and a minute back (nothing of ours is mocked)."""
+    back = timedelta(minutes=settings.SIGNIN_FAILURE_WINDOW_MINUTES + 1)
+    for row in SigninThrottle.objects.all():
+        SigninThrottle.objects.filter(pk=row.pk).update(
+            last_failure_at=row.last_failure_at and row.last_failure_at - back,
+            blocked_until=row.blocked_until and row.blocked_until - back,
+            throttled_reported_at=row.throttled_reported_at and row.throttled_reported_at - back,
+        )
+
+
+@pytest.mark.django_db
+def test_a_username_spray_leaves_no_rows_a_window_later(cast, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    for n in range(15):  # within the address's twenty free failures
+        sign_in(behind_proxy(ATTACKER), f"user{n}", "guess")
+    assert SigninThrottle.objects.count() == 16  # one per name, and the address's own
+
+    assert signin_throttles_purge() == 0  # the window has not passed: every counter still counts
+    _a_window_passes(settings)
+    assert signin_throttles_purge() == 16
+
+    assert not SigninThrottle.objects.exists()
+    # The record of the attempts is untouched, and the address starts afresh, as it would have
+    # once its failures were a window old.
+    assert system_events("approvals.signin.failed").count() == 15
+    sign_in(behind_proxy(ATTACKER), "alice", "guess")
+    assert SigninThrottle.objects.get(username="alice").failures == 1
+
+
+@pytest.mark.django_db
+def test_the_purge_keeps_a_running_delay_and_reports_refusals_before_forgetting_them(
+    cast, settings
+):
+    settings.SIGNIN_MAX_FAILURES = 1
+    client = Client()
+    sign_in(client, "alice", "guess")
+    for _ in range(5):
+        sign_in(client, "alice", "guess")  # refused: one event for the first, four unreported
+    # Her failures and last report are old now, but her delay has not run out.
+    SigninThrottle.objects.update(
+        last_failure_at=timezone.now() - timedelta(hours=1),
+        throttled_reported_at=timezone.now() - timedelta(hours=1),
+    )
+    assert signin_throttles_purge() == 1  # only the address's row, which holds no delay
+    assert SigninThrottle.objects.get(username="alice").throttled_unreported == 4
+
+    _a_window_passes(settings)
+    assert signin_throttles_purge() == 1
+
+    counts = [event.detail["count"] for event in system_events("approvals.signin.throttled")]
+    assert sorted(counts) == [1, 4]
+    assert not SigninThrottle.objects.exists()
