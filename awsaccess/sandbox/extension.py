@@ -66,6 +66,16 @@ class ExpiredTokenError(_RESTError):
         super().__init__("ExpiredToken", "The security token included in the request is expired")
 
 
+class MfaCodeUsedError(_RESTError):
+    # What AWS answers an AssumeRole whose MFA code already opened a session.
+    code = 403
+
+    def __init__(self) -> None:
+        super().__init__(
+            "AccessDenied", "MultiFactorAuthentication failed with invalid MFA one time pass code."
+        )
+
+
 class S3ExpiredTokenError(S3ClientError):
     def __init__(self) -> None:
         super().__init__("ExpiredToken", "The provided token has expired.")
@@ -152,6 +162,9 @@ def _assume_role(self: TokenResponse) -> Any:
         for index in range(1, 11)
         if (arn := _param(self.querystring, f"PolicyArns.member.{index}.arn")) is not None
     ]
+    device, code = _mfa_device_and_code(self)
+    if device is not None and not mfa.session_code_use(device, code):
+        raise MfaCodeUsedError()  # a concurrent AssumeRole spent it after authorization
     result = _original_assume_role(self)
     fields = cast(dict[str, Any], result.result)
     session: AssumedRole = fields["Credentials"]
@@ -159,21 +172,23 @@ def _assume_role(self: TokenResponse) -> Any:
     session.breakglass_source_identity = source_identity  # type: ignore[attr-defined]  # our marks on moto\'s session
     session.breakglass_issued_at = issued_at  # type: ignore[attr-defined]  # our marks on moto\'s session
     session.breakglass_policy_arns = policy_arns  # type: ignore[attr-defined]  # our marks on moto\'s session
-    session.breakglass_mfa = _mfa_device_code_valid(self)  # type: ignore[attr-defined]  # our marks on moto\'s session
+    session.breakglass_mfa = device is not None  # type: ignore[attr-defined]  # our marks on moto\'s session
     session.expiration = (issued_at + timedelta(seconds=duration)).replace(tzinfo=None)
     if source_identity is not None:
         fields["SourceIdentity"] = source_identity
     return result
 
 
-def _mfa_device_code_valid(response: TokenResponse) -> bool:
+def _mfa_device_and_code(response: TokenResponse) -> tuple[Any, str]:
+    """The MFA device the AssumeRole names and its code (None: no MFA, or no such device).
+    Authorization already checked that it is the caller's and the code current."""
     serial, code = response._get_param("SerialNumber"), response._get_param("TokenCode")
     if not serial or not code:
-        return False
+        return None, ""
     device = iam_backends[response.current_account][response.partition].virtual_mfa_devices.get(
         serial
     )
-    return device is not None and mfa.code_is_valid(device.base32_string_seed, code)
+    return device, code
 
 
 # -- patch: authorization --------------------------------------------------------------------
