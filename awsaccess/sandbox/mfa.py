@@ -57,10 +57,6 @@ def _step_of(seed_base32: str, code: str) -> int | None:
     )
 
 
-def code_is_valid(seed_base32: str, code: str) -> bool:
-    return _step_of(seed_base32, code) is not None
-
-
 def _unused_step(device: Any, code: str) -> int | None:
     """The code's step if it is current and later than the device's last accepted one."""
     step = _step_of(device.base32_string_seed, code)

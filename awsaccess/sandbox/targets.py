@@ -181,9 +181,8 @@ def _to_bus(rule: Rule, target: dict[str, Any], event: dict[str, Any]) -> None:
 
 def _send_to_targets(self: Rule, original_event: Any, transform_input: bool = True) -> None:
     """moto's entry point (PutEvents and its own callers): match, then send."""
-    if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
-        return
-    _send_matched(self, original_event, transform_input)
+    if _matches(self, flattened(original_event)):
+        _send_matched(self, original_event, transform_input)
 
 
 def _send_matched(rule: Rule, original_event: Any, transform_input: bool = True) -> None:
