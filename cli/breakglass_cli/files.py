@@ -16,9 +16,12 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def private_write(path: Path, text: str) -> None:
-    """Write atomically, mode 0600 from the first byte (never a moment readable by others)."""
-    private_dir(path.parent)
+def private_write(path: Path, text: str, *, own_directory: bool = True) -> None:
+    """Write atomically, mode 0600 from the first byte (never a moment readable by others).
+    own_directory: the directory is ours, made 0700; otherwise (a custodian's working
+    directory, say) it must exist and keeps its mode."""
+    if own_directory:
+        private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     try:

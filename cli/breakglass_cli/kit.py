@@ -9,6 +9,7 @@ signed record of the opening (who held which share, when, why) written beside.
 import base64
 import getpass
 import socket
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -117,6 +118,22 @@ def _record(
     }
 
 
+def record_dir_ready(record_dir: Path) -> None:
+    """Checked before any AWS call: an opening whose signed record cannot be written would be
+    one the custodians cannot account for."""
+    try:
+        record_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=record_dir, prefix=".breakglass-probe-"):
+            pass
+    except OSError as exc:
+        raise CliError(
+            "record_dir",
+            f"cannot write the opening's record in {record_dir} ({exc.strerror or exc}); "
+            "nothing was sent to AWS",
+            Exit.USAGE,
+        ) from None
+
+
 @click.group()
 def kit() -> None:
     """The offline kit: break glass when the portal itself is down (two custodians)."""
@@ -161,12 +178,13 @@ def kit_open(
     shares = [share_load(path, loaded) for path in share_files]
     length = session_minutes(loaded, minutes)
     secrets = kit_unseal(loaded, shares)
+    record_dir_ready(record_dir)
     now = datetime.now(UTC).replace(microsecond=0)
     opened = _opened(loaded, secrets, length, now)
     record = _record(loaded, shares, opened, reason.strip(), now)
     signed = record_signed(record, secrets.signing_key)
     record_path = record_dir / f"offline-opening-{opened['source_identity'][8:]}.json"
-    private_write(record_path, canonical(signed).decode() + "\n")
+    private_write(record_path, canonical(signed).decode() + "\n", own_directory=False)
     notice(f"opened as {opened['source_identity']} until {render.moment(opened['expiration'])}")
     notice(f"signed record written to {record_path}: give it to security (kit_import)")
     credentials = {

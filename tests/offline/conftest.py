@@ -5,6 +5,7 @@ with nothing of the portal in reach (no settings, no database URL, no broker, no
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -22,11 +23,41 @@ from tests.worker.conftest import Live, live  # noqa: F401
 
 BREAKGLASS = Path(sys.executable).parent / "breakglass"
 RUN_TIMEOUT = 60
+# What the portal is made of: the client must open a kit with none of it importable.
+PORTAL_MODULES = ("django", "portal", "approvals", "awsaccess", "celery", "psycopg", "redis")
+_PORTAL_UNAVAILABLE = f"""
+import sys
+
+class PortalUnavailable:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {PORTAL_MODULES!r}:
+            raise ImportError(f"the portal is down: {{name}} cannot be imported")
+        return None
+
+sys.meta_path.insert(0, PortalUnavailable())
+"""
+
+
+def dashboard_kit_state(page: str, kit_id: str) -> str:
+    """The state the dashboard's offline-kits table shows for this kit."""
+    match = re.search(rf'<tr class="kit-(\w+)">\s*<td><code>{kit_id}</code>', page)
+    assert match, f"kit {kit_id} is not on the dashboard"
+    return match[1]
 
 
 def custodian_env(home: Path) -> dict[str, str]:
-    """A custodian's machine: PATH and HOME only, so the client cannot reach the portal."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
+    """A custodian's machine: PATH and HOME only, no portal settings, database URL or broker,
+    and none of the portal's code importable (a sitecustomize refuses it), so an opening that
+    works here needs nothing of the portal."""
+    blocker = home / "portal-unavailable"
+    blocker.mkdir(parents=True, exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(_PORTAL_UNAVAILABLE)
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(blocker),
+    }
 
 
 @dataclass
@@ -144,7 +175,9 @@ class Kits:
             return json.loads(response.read())["records"]
 
     def calls_with_key(self, access_key_id: str) -> list[dict]:
-        """Every call AWS received signed with this key (the sandbox's CloudTrail)."""
+        """Every call AWS received signed with this key (the sandbox's CloudTrail, once its
+        trail worker has delivered every call served so far)."""
+        self.sandbox.trail_idle()
         return [
             record
             for record in self.trail()

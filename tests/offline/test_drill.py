@@ -9,6 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from approvals.models import Drill, KitState, OfflineKit, RequestKind
+from tests.offline.conftest import dashboard_kit_state
 from tests.web.conftest import verified_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,7 +31,7 @@ def test_an_offline_drill_runs_the_whole_path_and_stores_its_time_to_access(kits
     kits.live.start_beat()
     shares = f"{directory / 'share-alice.txt'},{directory / 'share-carol.txt'}"
 
-    output = _drill(kits, "--shares", shares, "--out", str(kits.root / "after-drill"))
+    output = _drill(kits, "--shares", shares)  # the new shares go beside the old
 
     assert "Drill passed" in output
     assert "the old shares and the opened session are refused by AWS" in output
@@ -41,12 +42,17 @@ def test_an_offline_drill_runs_the_whole_path_and_stores_its_time_to_access(kits
     assert drill.request.offline_opening.record is not None
     old = OfflineKit.objects.get(pk=kit_id)
     assert old.state == KitState.ROTATED
-    assert (kits.root / "after-drill" / f"kit-{old.replaced_by_id}.json").exists()
+    [rotated] = directory.glob(f"rotated-*/kit-{old.replaced_by_id}.json")
+    assert sorted(p.name for p in rotated.parent.glob("share-*.txt")) == [
+        "share-alice.txt", "share-bob.txt", "share-carol.txt",
+    ]  # fmt: skip
 
     page = verified_client(kits.live.cast.alice).get("/").content.decode()
-    assert (
-        kit_id in page and "rotated" in page and f"access in {drill.time_to_access_ms} ms" in page
-    )
+    assert dashboard_kit_state(page, kit_id) == "rotated"
+    assert dashboard_kit_state(page, old.replaced_by_id) == "sealed"
+    assert f"access in {drill.time_to_access_ms} ms" in page
+    drills_page = verified_client(kits.live.cast.alice).get("/drills/").content.decode()
+    assert "offline kit" in drills_page  # beside the online path's drills, told apart
 
 
 def test_an_offline_drill_with_one_share_fails_and_is_stored_failed(kits):

@@ -18,10 +18,13 @@ from approvals.models import (
     SecurityAlarm,
     SessionActivity,
     Status,
+    TimelineEvent,
 )
 from approvals.services.guard import guard_check
 from approvals.services.watch import watch_poll
+from tests.offline.conftest import dashboard_kit_state
 from tests.processes import wait_until
+from tests.web.conftest import verified_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,6 +67,8 @@ def test_once_the_portal_runs_again_the_opening_is_an_alarmed_incident_with_its_
     assert incident.kind == RequestKind.OFFLINE and incident.status == Status.ACTIVE
     assert opening.source_identity.startswith(f"offline-{kit_id}-")
     assert OfflineKit.objects.get(pk=kit_id).state == KitState.EXPOSED
+    page = verified_client(kits.live.cast.alice).get("/").content.decode()
+    assert dashboard_kit_state(page, kit_id) == "exposed"
     wait_until(
         lambda: (
             SessionActivity.objects.filter(request=incident, action="ListBuckets").exists()
@@ -146,6 +151,15 @@ def test_after_rotation_old_shares_fail_at_aws_new_ones_work_and_the_session_end
     assert old.state == KitState.ROTATED and old.replaced_by_id == new_id
     assert OfflineKit.objects.get(pk=new_id).state == KitState.SEALED
     assert old.openings.get().request.status == Status.REVOKED
+    rotated = TimelineEvent.objects.get(code="approvals.kit.rotated").detail
+    assert (rotated["kit"], rotated["replaced_by"]) == (kit_id, new_id)
+    assert rotated["old_key_deleted"] == old.access_key_id and rotated["was"] == "exposed"
+    assert rotated["sessions_revoked"] == [str(old.openings.get().request_id)]
+    assert (
+        old.openings.get()
+        .request.events.filter(code="approvals.offline.revoked_on_rotation")
+        .exists()
+    )
     mixed = kits.open(new_directory / f"kit-{new_id}.json", old_shares[0], *old_shares[1:])
     assert "breakglass: wrong_kit: " in mixed.stderr
     # The guard expects the new kit's key and device on the offline user (and the deny that

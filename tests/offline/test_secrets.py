@@ -1,28 +1,63 @@
 """Only the kit file and the shares can rebuild the offline key: a search of the whole database,
 every log line (botocore's debug output included), the portal's var directory and the opening's
-record finds neither the secret access key, nor the MFA seed, nor a share's words."""
+record and the broker's queues find neither the secret access key, nor the MFA seed, nor a
+share's words, nor the master secret or the keys derived from it."""
 
+import base64
 import io
 import logging
 from pathlib import Path
 
 import pytest
+import redis
 from breakglass_cli.kit_format import kit_load, kit_unseal, share_load
 from django.conf import settings
 from django.core.management import call_command
+from shamir_mnemonic import combine_mnemonics
 
 from approvals.models import OfflineKit
+from approvals.offline_kit_format import RECORD_INFO, SEALING_INFO, derived_key
 from approvals.services.watch import watch_poll
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _encodings(secret: bytes) -> list[str]:
+    return [
+        secret.hex(),
+        base64.b64encode(secret).decode(),
+        base64.urlsafe_b64encode(secret).decode().rstrip("="),
+        base64.b32encode(secret).decode().rstrip("="),
+    ]
+
+
 def _secrets_of(directory: Path, kit_id: str) -> list[str]:
+    """What rebuilds the key with the kit file: the key and seed themselves, the shares' words,
+    the master secret they combine to, and the keys derived from it (in every usual encoding)."""
     kit = kit_load(directory / f"kit-{kit_id}.json")
     shares = [share_load(directory / f"share-{n}.txt", kit) for n in ("alice", "bob")]
     opened = kit_unseal(kit, shares)
-    return [opened.secret_access_key, opened.mfa_seed, *(share.mnemonic for share in shares)]
+    master = combine_mnemonics([share.mnemonic for share in shares])
+    derived = [derived_key(master, info) for info in (SEALING_INFO, RECORD_INFO)]
+    return [
+        opened.secret_access_key,
+        opened.mfa_seed,
+        *(share.mnemonic for share in shares),
+        *(text for secret in (master, *derived) for text in _encodings(secret)),
+    ]
+
+
+def _broker_text() -> str:
+    """Every message waiting on the test broker (Celery's queues are Redis lists)."""
+    if not settings.CELERY_BROKER_URL.startswith("redis://"):
+        return ""
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    texts = []
+    for key in broker.scan_iter(count=1000):
+        if broker.type(key) == b"list":
+            texts += [item.decode("utf-8", "replace") for item in broker.lrange(key, 0, -1)]
+    return "\n".join(texts)
 
 
 def _files_text(root: Path) -> str:
@@ -61,6 +96,7 @@ def test_nothing_but_the_kit_and_its_shares_holds_the_key_or_the_mfa_seed(kits, 
         "client output": opened.stderr,
         "var directory": _files_text(Path(settings.VAR_DIR)),
         "opening record": record.read_text(),
+        "broker": _broker_text(),
     }
     assert kit_id in haystacks["database"] and kit_id in haystacks["opening record"]  # real search
     secrets = _secrets_of(directory, kit_id) + _secrets_of(new_directory, new_id)

@@ -13,6 +13,7 @@ from breakglass_cli.kit_format import kit_load, kit_unseal, share_load
 
 from approvals.services.guard import guard_check
 from awsaccess.offline_kit import mfa_code
+from tests.awsaccess.hostile import session_admin_policy_arn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,6 +70,10 @@ def test_the_offline_user_needs_the_mfa_code_and_an_offline_source_identity(kits
 
 def test_an_opened_session_is_still_held_by_the_roles_protective_boundary(kits):
     kit, secrets = _stolen(kits)
+    # The role allows everything (as a real break-glass role may): only the boundary refuses.
+    kits.sandbox.client("iam", region_name="us-east-1").attach_role_policy(
+        RoleName=kit["role_arn"].rsplit("/", 1)[1], PolicyArn=session_admin_policy_arn(kits.sandbox)
+    )
     code = mfa_code(secrets.mfa_seed, time.time())
     credentials = _sts(kits, kit, secrets).assume_role(
         RoleArn=kit["role_arn"],
@@ -86,8 +91,10 @@ def test_an_opened_session_is_still_held_by_the_roles_protective_boundary(kits):
         aws_session_token=credentials["SessionToken"],
     )
     user = kit["principal_arn"].rsplit("/", 1)[1]
+    assert iam.list_users()["Users"]  # what the role allows, the session may do
     _denied(lambda: iam.create_access_key(UserName=user))  # a way back in after rotation
     _denied(lambda: iam.delete_role(RoleName=kit["role_arn"].rsplit("/", 1)[1]))
+    _denied(lambda: iam.create_user(UserName="offline-persistence"))
 
 
 def test_the_portals_broker_cannot_touch_the_kits_user(kits):

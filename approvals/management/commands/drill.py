@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from approvals.errors import PortalError
 from approvals.models import Drill
@@ -30,17 +31,25 @@ class Command(BaseCommand):
         )
         offline.add_argument("--shares", default="", help="FILE,FILE: the custodians' shares")
         offline.add_argument("--kit", help="the kit file (default: beside the first share)")
-        offline.add_argument("--out", help="a new directory for the rotated kit's shares")
+        offline.add_argument(
+            "--out",
+            help="a new directory for the rotated kit and its shares "
+            "(default: rotated-<time> beside the first share)",
+        )
         offline.add_argument("--credentials-file", help="the provisioner identity, to rotate")
 
     def _offline(self, options: dict) -> Drill:
         shares = tuple(Path(name) for name in options["shares"].split(",") if name)
-        if not shares or not options["out"]:
-            raise CommandError("--offline needs --shares FILE,FILE and --out DIR")
+        if not shares:
+            raise CommandError("--offline needs --shares FILE,FILE")
+        # The drill rotates the kit: its new shares go where nothing would be overwritten.
+        out_dir = Path(
+            options["out"] or shares[0].parent / f"rotated-{timezone.now():%Y%m%dT%H%M%SZ}"
+        )
         plan = OfflineDrillPlan(
             profile_slug=options["profile"],
             share_files=shares,
-            out_dir=Path(options["out"]),
+            out_dir=out_dir,
             kit_file=Path(options["kit"]) if options["kit"] else None,
             credentials_file=options["credentials_file"],
             step_timeout_seconds=options["step_timeout"],
