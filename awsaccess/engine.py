@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +25,7 @@ from awsaccess.errors import (
     error_code,
     translate,
 )
+from awsaccess.role_space import RoleSpace
 from awsaccess.types import AwsConnection, AwsTarget, Grant, IssuedCredentials, PrincipalKeys
 
 if TYPE_CHECKING:
@@ -58,7 +59,9 @@ class PrincipalExpectation:
     live requests (their exact documents) and the one access key the portal holds."""
 
     live_grants: Sequence[Grant]
-    access_key_id: str | None  # None: keys left alone (a role principal has none)
+    # None: the portal can name no key of its own (its keys file is unreadable), so the
+    # principal keeps none: a key nobody can vouch for is a way back in.
+    access_key_id: str | None
 
 
 def principal_kind_and_name(principal_arn: str) -> tuple[str, str]:
@@ -72,24 +75,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _older_sessions_deny(document: object) -> bool:
-    """The document is the revoke-older-sessions deny (of whatever moment)."""
-    normalized = policies.normalize(document)
-    statements = normalized.get("Statement") if isinstance(normalized, dict) else None
-    if isinstance(statements, dict):
-        statements = [statements]
-    if not isinstance(statements, list) or len(statements) != 1:
-        return False
-    moment = statements[0].get("Condition", {}).get("DateLessThan", {}).get("aws:TokenIssueTime")
-    if not isinstance(moment, str):
-        return False
-    expected = policies.revoke_older_sessions_policy(
-        datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    )
-    return policies.same_document(document, expected)
-
-
-class AccessEngine:
+class AccessEngine(RoleSpace):
     def __init__(self, connection: AwsConnection, *, propagation_timeout: float = 15.0) -> None:
         self._connection = connection
         self._clients = ClientFactory(connection)
@@ -187,6 +173,7 @@ class AccessEngine:
         *,
         now: datetime | None = None,
         principal: PrincipalExpectation | None = None,
+        revoked_by_us: Callable[[str], bool] | None = None,
     ) -> datetime | None:
         """Deny the request's sessions on the role, then delete the grant. → None, or the moment
         before which every session of the role was cut off because its inline policies were full
@@ -202,14 +189,20 @@ class AccessEngine:
         """
         policies.check_source_identity(grant.request_id)
         now = now or _utcnow()
-        cut = self._deny_sessions(target, grant, now)
+        cut = self._deny_sessions(target, grant, now, revoked_by_us)
         self._grant_detach(target, grant)
         if principal is not None:
             self._principal_restrict(target, principal)
         logger.info("grant revoked request=%s role=%s", grant.request_id, target.role_arn)
         return cut
 
-    def _deny_sessions(self, target: AwsTarget, grant: Grant, now: datetime) -> datetime | None:
+    def _deny_sessions(
+        self,
+        target: AwsTarget,
+        grant: Grant,
+        now: datetime,
+        revoked_by_us: Callable[[str], bool] | None,
+    ) -> datetime | None:
         """Write the exact deny (PutRolePolicy is idempotent), read it back, and only then drop
         the other policies naming this request (an earlier attempt's, or planted ones). → the
         moment before which every session of the role was cut off, if the role was full."""
@@ -222,7 +215,7 @@ class AccessEngine:
         except PermanentAwsError as error:
             if error.code != "LimitExceeded":
                 raise
-            cut = self._make_room(target, grant, now)
+            cut = self._make_room(target, grant, now, revoked_by_us)
             try:
                 self._put_role_policy(target, name, policies.to_json(document))
             except PermanentAwsError as retry_error:
@@ -285,12 +278,11 @@ class AccessEngine:
                 raise RevocationUnconfirmedError(
                     "iam:ListUserPolicies", "the principal still holds a policy that is not a grant"
                 )
-        if expected.access_key_id is None:
-            return
-        extra_keys = self._principal_key_ids(target) - {expected.access_key_id}
+        kept = {expected.access_key_id} - {None}
+        extra_keys = self._principal_key_ids(target) - kept
         for key_id in extra_keys:
             self._principal_key_delete(target, key_id)
-        if extra_keys and self._principal_key_ids(target) - {expected.access_key_id}:
+        if extra_keys and self._principal_key_ids(target) - kept:
             raise RevocationUnconfirmedError(
                 "iam:ListAccessKeys", "the principal still holds a key the portal does not"
             )
@@ -338,77 +330,6 @@ class AccessEngine:
                 raise
         logger.warning("deleted access key %s the portal does not hold", key_id)
 
-    def _make_room(self, target: AwsTarget, grant: Grant, now: datetime) -> datetime | None:
-        """The role's inline policies are full: prune the expired denies and the counterfeit
-        ones (a `breakglass-revoked-*` name not holding the deny it names), and only if the
-        space is genuinely full of our own live denies, replace them all with one deny of every
-        session issued up to now → that moment (None when pruning made room).
-
-        No revoked session may regain access on the way, so the wide deny first overwrites one
-        existing deny in place (PutRolePolicy of an existing name is atomic), and only then are
-        the others deleted. It cuts the other live grants' sessions too: the caller re-issues
-        them (sessions issued after the returned moment are untouched)."""
-        if self.revocations_prune(target, now=now) or self._counterfeits_prune(target):
-            return None
-        foreign = [
-            name
-            for name in self._role_policy_names(target)
-            if not name.startswith(policies.REVOCATION_POLICY_PREFIX)
-        ]
-        covered = self._revocation_policy_names(target)
-        if foreign or not covered:
-            raise PermanentAwsError(
-                "iam:PutRolePolicy",
-                "LimitExceeded",
-                "role inline policies leave no room"
-                + (f"; not the portal's: {', '.join(sorted(foreign))}" if foreign else ""),
-            )
-        logger.warning(
-            "role %s revocation policies full: revoking all older sessions", target.role_arn
-        )
-        not_after = policies.revocation_not_after(target, grant, now)
-        for name in covered:
-            parsed = policies.parse_revocation_policy_name(name)
-            if parsed is not None:
-                not_after = max(not_after, parsed[1])
-        # Conditions compare whole seconds: the next whole second covers every session so far.
-        issued_before = now.replace(microsecond=0) + timedelta(seconds=1)
-        wide = policies.to_json(policies.revoke_older_sessions_policy(issued_before))
-        first, rest = covered[0], covered[1:]
-        self._put_role_policy(target, first, wide)
-        for name in rest:
-            self._delete_role_policy(target, name)
-        self._put_role_policy(
-            target, policies.revoke_older_sessions_policy_name(issued_before, not_after), wide
-        )
-        self._delete_role_policy(target, first)
-        return issued_before
-
-    def _counterfeits_prune(self, target: AwsTarget) -> int:
-        """Delete `breakglass-revoked-*` policies that do not hold the deny their name says
-        (planted to take the space, or to pass for a revocation); returns how many."""
-        pruned = 0
-        for name in self._revocation_policy_names(target):
-            parsed = policies.parse_revocation_policy_name(name)
-            try:
-                with aws_call("iam:GetRolePolicy"):
-                    live = self._iam().get_role_policy(RoleName=target.role_name, PolicyName=name)
-            except PermanentAwsError as error:
-                if error.code == "NoSuchEntity":
-                    continue
-                raise
-            if parsed is not None and parsed[0] is not None:
-                genuine = policies.same_document(
-                    live["PolicyDocument"], policies.revocation_policy(parsed[0])
-                )
-            else:
-                genuine = parsed is not None and _older_sessions_deny(live["PolicyDocument"])
-            if not genuine:
-                logger.warning("deleting counterfeit revocation policy %s", name)
-                self._delete_role_policy(target, name)
-                pruned += 1
-        return pruned
-
     def _grant_detach(self, target: AwsTarget, grant: Grant) -> None:
         try:
             self._grant_policy_call(target, grant, "Delete")
@@ -433,19 +354,6 @@ class AccessEngine:
             if verb != "Delete" or error.code != "NoSuchEntity":
                 raise
 
-    def revocations_prune(self, target: AwsTarget, *, now: datetime | None = None) -> int:
-        """Delete revocation denies whose sessions have all expired; returns how many."""
-        now = now or _utcnow()
-        pruned = 0
-        for name in self._revocation_policy_names(target):
-            parsed = policies.parse_revocation_policy_name(name)
-            if parsed is not None and parsed[1] < now:
-                self._delete_role_policy(target, name)
-                pruned += 1
-        if pruned:
-            logger.info("pruned %d revocation policies on role=%s", pruned, target.role_arn)
-        return pruned
-
     # -- plumbing ------------------------------------------------------------------------------
 
     def clients_prepare(self, target: AwsTarget, keys: PrincipalKeys | None) -> None:
@@ -467,34 +375,3 @@ class AccessEngine:
             access_key_id=keys.access_key_id,
             secret_access_key=keys.secret_access_key,
         )
-
-    def _role_policy_names(self, target: AwsTarget) -> list[str]:
-        names: list[str] = []
-        with aws_call("iam:ListRolePolicies"):
-            for page in (
-                self._iam().get_paginator("list_role_policies").paginate(RoleName=target.role_name)
-            ):
-                names.extend(page["PolicyNames"])
-        return names
-
-    def _revocation_policy_names(self, target: AwsTarget) -> list[str]:
-        return [
-            name
-            for name in self._role_policy_names(target)
-            if name.startswith(policies.REVOCATION_POLICY_PREFIX)
-        ]
-
-    def _put_role_policy(self, target: AwsTarget, name: str, document: str) -> None:
-        with aws_call("iam:PutRolePolicy"):
-            self._iam().put_role_policy(
-                RoleName=target.role_name, PolicyName=name, PolicyDocument=document
-            )
-
-    def _delete_role_policy(self, target: AwsTarget, name: str) -> None:
-        try:
-            self._iam().delete_role_policy(RoleName=target.role_name, PolicyName=name)
-        except ClientError as error:
-            if error_code(error) != "NoSuchEntity":
-                raise translate("iam:DeleteRolePolicy", error) from None
-        except BotoCoreError as error:
-            raise translate("iam:DeleteRolePolicy", error) from None

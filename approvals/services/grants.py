@@ -7,6 +7,8 @@ restarted worker or the sweeper running the same step does no harm (DESIGN.md §
 import itertools
 import re
 import time
+import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -33,8 +35,9 @@ from approvals.services.scopes import scope_freeze, session_scope_of
 from approvals.services.signing import approvals_forgery
 from approvals.timeline import timeline_append
 from awsaccess import runtime
-from awsaccess.engine import GrantExpiredError, PrincipalExpectation
+from awsaccess.engine import GrantExpiredError, PrincipalExpectation, principal_kind_and_name
 from awsaccess.errors import AwsError, PermanentAwsError, TransientAwsError
+from awsaccess.offline_kit import OFFLINE_SOURCE_PREFIX
 from awsaccess.types import Grant, IssuedCredentials, PrincipalKeys
 
 _SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
@@ -272,9 +275,47 @@ def _principal_expectation(access_request: AccessRequest) -> PrincipalExpectatio
             access_request.profile.principal_arn
         ).access_key_id
     except runtime.MissingAwsKeys:
-        key_id = None  # without knowing the portal's key, deleting keys could delete it
+        key_id = None  # the principal keeps no key (see _keys_unknown_alarm)
     return PrincipalExpectation(
         live_grants=[_aws_grant(other) for other in live], access_key_id=key_id
+    )
+
+
+def _revoked_by_us(role_arn: str) -> Callable[[str], bool]:
+    """Whether a deny on the role is one the portal wrote: its source identity is a request on
+    this role that the portal is revoking or revoked. Asked only when the role's inline space is
+    full, so a hostile session cannot force the fallback with denies of requests that never
+    existed."""
+
+    def revoked(source_identity: str) -> bool:
+        candidates = AccessRequest.objects.filter(
+            profile__role_arn=role_arn, status__in=(Status.REVOKING, Status.REVOKED)
+        )
+        if source_identity.startswith(OFFLINE_SOURCE_PREFIX):
+            return candidates.filter(offline_opening__source_identity=source_identity).exists()
+        try:
+            return candidates.filter(pk=uuid.UUID(source_identity)).exists()
+        except ValueError:
+            return False
+
+    return revoked
+
+
+def _keys_unknown_alarm(access_request: AccessRequest) -> None:
+    """Revocation deleted every key of the principal: with its keys file unreadable, the portal
+    could not tell its own key from a planted one. Activations need a new key."""
+    principal = access_request.profile.principal_arn
+    alarm_open(
+        kind="principal_keys_deleted",
+        title=(
+            f"Revoking {access_request.pk} deleted every access key of {principal}: the "
+            "principals' keys file is unreadable, so no key could be vouched for. Repair the "
+            "file with a new key before the next activation"
+        ),
+        dedup_key=f"principal_keys_deleted:{principal}:{access_request.pk}"[:200],
+        detail={"principal": principal, "revoked_request": str(access_request.pk)},
+        profile=access_request.profile,
+        access_request=access_request,
     )
 
 
@@ -285,11 +326,16 @@ def _aws_revoke(access_request: AccessRequest) -> None:
     with transaction.atomic():
         # One revocation per profile at a time: each also rewrites the principal's policies.
         AccessProfile.objects.select_for_update().get(pk=access_request.profile_id)
+        expectation = _principal_expectation(access_request)
         cut = engine.grant_revoke(
             access_request.profile.aws_target(),
             _aws_grant(access_request),
-            principal=_principal_expectation(access_request),
+            principal=expectation,
+            revoked_by_us=_revoked_by_us(access_request.profile.role_arn),
         )
+    principal_kind, _ = principal_kind_and_name(access_request.profile.principal_arn)
+    if expectation.access_key_id is None and principal_kind == "user":
+        _keys_unknown_alarm(access_request)
     if cut is not None:  # the role was full: every older session died, the live grants' too
         fallback.grants_reissue_after_cut(
             revoked=access_request, cut_before=cut, grant_of=_aws_grant

@@ -267,6 +267,26 @@ def test_counterfeit_denies_filling_the_role_are_pruned_not_a_reason_for_the_fal
     assert not any("filler" in n or n.startswith("breakglass-revoked-before-") for n in names)
 
 
+def test_denies_of_requests_the_portal_never_revoked_are_pruned_not_a_reason_for_the_fallback(
+    aws_sandbox, engine, profile
+):
+    keep = make_grant()
+    engine.grant_attach(profile.target, keep)
+    kept = s3_with(engine.credentials_issue(profile.target, keep, profile.principal_keys))
+    iam = aws_sandbox.client("iam")
+    role_fill(iam, profile.target.role_name, genuine=True)  # exact denies, of made-up requests
+    grant = make_grant()
+    engine.grant_attach(profile.target, grant)
+
+    assert (
+        engine.grant_revoke(profile.target, grant, revoked_by_us=lambda request_id: False) is None
+    )
+
+    kept.list_buckets()  # the other live grant is untouched
+    names = iam.list_role_policies(RoleName=profile.target.role_name)["PolicyNames"]
+    assert not any("filler" in n or n.startswith("breakglass-revoked-before-") for n in names)
+
+
 def role_fill(iam, role_name: str, *, genuine: bool) -> None:
     """Fill the role's 10,240 inline characters with live revocation denies: each holding the
     exact deny its name says (genuine), or a deny of someone else (counterfeit)."""

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from approvals.models import IssuedCredential, SecurityAlarm, Status
+from approvals.models import AccessRequest, IssuedCredential, SecurityAlarm, Status
 from approvals.services.grants import request_revocation_drive
 from approvals.services.requests import credentials_reveal
 from approvals.services.watch import watch_poll
@@ -111,11 +111,18 @@ def test_a_persistence_move_the_profile_allows_is_alarmed_in_seconds(hostile):
     assert alarm.detail["region"] == "us-east-1"  # forwarded to the profile's region
 
 
-def _fill_role(hostile: HostileSession) -> None:
-    """The role's inline space full of the portal's own live denies (exact documents)."""
+def _fill_role(hostile: HostileSession, *, ours: bool = True) -> None:
+    """The role's inline space full of live denies (exact documents): of requests the portal
+    revoked (ours), or of requests that never existed (planted to force the fallback)."""
     iam = hostile.provisioner("iam")
     for index in range(200):
-        request_id = f"filler{index:03d}-{uuid.uuid4().hex[:24]}"
+        request_id = str(uuid.uuid4())
+        if ours:  # a request revoked long ago whose sessions may still be live
+            filler = hostile.cast.open_request(
+                profile_slug=hostile.aws.profile.slug, ticket=f"OLD-{index}"
+            )
+            AccessRequest.objects.filter(pk=filler.pk).update(status=Status.REVOKED)
+            request_id = str(filler.pk)
         try:
             iam.put_role_policy(
                 RoleName=hostile.role_name,
@@ -154,6 +161,22 @@ def test_the_fallback_reissues_the_other_live_grants(hostile):
     assert alarm.detail["reissued"] == [str(other.pk)] and alarm.detail["ended"] == []
     assert "1 grant(s) re-issued, 0 ended" in alarm.title
     assert other.events.filter(code="approvals.credentials.reissued").exists()
+
+
+def test_denies_of_requests_never_revoked_cannot_force_the_fallback(hostile):
+    """From the attacker's side: exact-looking denies of made-up requests fill the role, so that
+    the next revocation would cut every live grant; they are pruned instead."""
+    other = active_request(hostile.cast, hostile.aws.profile, ticket="INC-5")
+    other_s3 = hostile.aws.s3_with(_reveal(hostile, other))
+    _fill_role(hostile, ours=False)
+
+    hostile.revoke()
+
+    assert hostile.request.status == Status.REVOKED and not hostile.works()
+    other_s3.list_buckets()  # the other live grant was never cut off
+    assert not SecurityAlarm.objects.filter(kind="revocation_fallback").exists()
+    names = hostile.provisioner("iam").list_role_policies(RoleName=hostile.role_name)
+    assert not any(n.startswith("breakglass-revoked-before-") for n in names["PolicyNames"])
 
 
 def test_the_fallback_ends_a_grant_it_cannot_reissue(hostile, settings, tmp_path):

@@ -5,7 +5,13 @@ from botocore.exceptions import ClientError
 from celery import signals
 
 from approvals.errors import NotAllowed, SignatureRefused
-from approvals.models import IssuedCredential, Status, TimelineEvent, WebhookEndpoint
+from approvals.models import (
+    IssuedCredential,
+    SecurityAlarm,
+    Status,
+    TimelineEvent,
+    WebhookEndpoint,
+)
 from approvals.sealing import seal
 from approvals.services.queue import Job
 from approvals.services.requests import credentials_reveal, request_approve, request_revoke
@@ -178,10 +184,15 @@ def test_a_broken_keys_file_fails_the_activation_cleanly_without_quoting_it(live
 
 
 def test_a_keys_file_broken_during_a_grant_does_not_stop_its_revocation(live, tmp_path):
+    """From the attacker's side: someone with admin keys plants a key on the principal and
+    breaks the keys file, hoping revocation spares every key it cannot vouch for."""
     live.start_worker()
     access_request = live.open_approved()
     live.wait_for_status(access_request, Status.ACTIVE)
     credentials = live.reveal(access_request)
+    iam = live.aws.sandbox.client("iam", region_name="us-east-1")
+    principal = access_request.profile.principal_arn.rsplit("/", 1)[1]
+    planted = iam.create_access_key(UserName=principal)["AccessKey"]["AccessKeyId"]
     (tmp_path / "principals.json").write_text(BROKEN_KEYS_FILE)
 
     live.revoke(access_request)
@@ -189,3 +200,8 @@ def test_a_keys_file_broken_during_a_grant_does_not_stop_its_revocation(live, tm
     assert not grant_attached(live, access_request)
     with pytest.raises(ClientError, match="AccessDenied"):
         live.aws.s3_with(credentials).list_buckets()
+    assert planted not in {
+        key["AccessKeyId"] for key in iam.list_access_keys(UserName=principal)["AccessKeyMetadata"]
+    }
+    alarm = SecurityAlarm.objects.get(kind="principal_keys_deleted", request=access_request)
+    assert "keys file is unreadable" in alarm.title
