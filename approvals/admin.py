@@ -47,7 +47,10 @@ class AccessProfileAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["slug", "name", "account_id", "region", "role_arn", "required_approvals"]
     search_fields = ["slug", "name", "account_id", "role_arn"]
-    readonly_fields = ["pending_changes", "protected_in_aws"]
+    # The networks change only through `profile_networks_set` (checked, on the record, and
+    # waiting requests told their signed content changed), so here they are shown, not edited.
+    exclude = ["allowed_networks"]
+    readonly_fields = ["allowed_networks_shown", "pending_changes", "protected_in_aws"]
 
     def save_model(self, request, obj: AccessProfile, form, change: bool) -> None:
         """A new approver group or fewer required approvals is proposed, not saved: a second
@@ -76,6 +79,17 @@ class AccessProfileAdmin(admin.ModelAdmin):
                     "with a TOTP code under Profile changes.",
                 )
         super().save_model(request, obj, form, change)
+
+    @admin.display(description="Allowed networks")
+    def allowed_networks_shown(self, obj: AccessProfile) -> str:
+        where = ", ".join(obj.allowed_networks) if obj.pk else ""
+        return format_html(
+            '{}<p class="help">Change them with <code>manage.py profile_networks {} '
+            "(CIDR … | --any)</code>: it checks them against the profile's scopes and puts the "
+            "change on the record.</p>",
+            where or "anywhere",
+            obj.slug or "PROFILE",
+        )
 
     @admin.display(description="Pending changes (a second administrator must confirm)")
     def pending_changes(self, obj: AccessProfile) -> str:

@@ -131,17 +131,28 @@ def _scope_and_deadlines(access_request: AccessRequest) -> dict:
     }
 
 
+def _networks_text(scope: dict) -> str:
+    """Where the sessions worked from, as the request page says it: both lists apply."""
+    profile, own = scope["profile_networks"], scope["scope_networks"]
+    if not profile and not own:
+        return "anywhere"
+    parts = [
+        *([f"{', '.join(profile)} (profile)"] if profile else []),
+        *([f"{', '.join(own)} (scope)"] if own else []),
+    ]
+    return "only " + " and within ".join(parts)
+
+
 def _scope_lines(report: dict) -> list[str]:
     scope, deadlines = report["scope"], report["deadlines"]
     lines = ["", "## Scope and deadlines", ""]
     if scope is None:
         lines.append("- Scope: the whole role, from anywhere")
     else:
-        networks = [*scope["profile_networks"], *scope["scope_networks"]]
         lines += [
             f"- Scope: {scope['name'] or 'the whole role'}",
             f"- Managed policies: {', '.join(scope['managed_policy_arns']) or 'none'}",
-            f"- Works from: {', '.join(networks) or 'anywhere'}",
+            f"- Works from: {_networks_text(scope)}",
         ]
         if scope["policy"]:
             lines += ["", "```json", json.dumps(scope["policy"], indent=2), "```", ""]

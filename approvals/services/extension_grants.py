@@ -174,7 +174,8 @@ def _extension_applied(
             "extension": str(extension.pk),
             "from_expires_at": extension.from_expires_at.isoformat(),
             "expires_at": to_expires_at.isoformat(),
-            "fresh_credentials": credentials is not None,
+            # Not "…credentials": the timeline's scrubber blanks keys that look secret.
+            "new_session_issued": credentials is not None,
             "access_key_id": credentials.access_key_id if credentials else "",
         },
     )

@@ -219,10 +219,9 @@ def _notify_extension_event(*, extension_id, event: str) -> list[NotificationDel
     access_request, profile = extension.request, extension.request.profile
     body = (
         f"{access_request.ticket} on {profile.slug} {EXTENSION_EVENTS[event]}.\n"
-        f"Asked by {extension.requester_name}: {extension.minutes} more minutes, until "
-        f"{extension.to_expires_at:%Y-%m-%d %H:%M:%S} UTC (now "
-        f"{extension.from_expires_at:%Y-%m-%d %H:%M:%S} UTC).\nReason: {extension.reason}\n"
-        f"Sign before {extension.approval_deadline:%H:%M:%S} UTC: {request_link(access_request)}\n"
+        f"Asked by {extension.requester_name}: {extension.minutes} more minutes.\n"
+        f"Reason: {extension.reason}\n{_extension_deadline_line(extension, event)}: "
+        f"{request_link(access_request)}\n"
     )
     requester = () if event == "requested" else tuple(_requester_emails(access_request))
     headline = EXTENSION_EVENTS[event].split(":")[0]
@@ -240,6 +239,22 @@ def _notify_extension_event(*, extension_id, event: str) -> list[NotificationDel
             access_request=access_request,
         )
     )
+
+
+def _extension_deadline_line(extension: GrantExtension, event: str) -> str:
+    """What the step means for the deadline; only a pending extension can still be signed."""
+    was, asked = (
+        f"{extension.from_expires_at:%Y-%m-%d %H:%M:%S} UTC",
+        f"{extension.to_expires_at:%Y-%m-%d %H:%M:%S} UTC",
+    )
+    if event == "requested":
+        return (
+            f"It would move the deadline from {was} to {asked}. "
+            f"Sign before {extension.approval_deadline:%H:%M:%S} UTC"
+        )
+    if event == "applied":
+        return f"The deadline moved from {was} to {asked}"
+    return f"The deadline stays {was}"
 
 
 def notify_alarm(*, alarm: SecurityAlarm) -> list[NotificationDelivery]:

@@ -8,6 +8,7 @@ counting. Activation freezes the scope onto the request: the session gets exactl
 signed, and later edits never change a live grant.
 """
 
+import ipaddress
 import json
 import re
 from typing import Any
@@ -46,6 +47,25 @@ def networks_clean(networks: list[str], *, field: str = "networks") -> list[str]
     if problems:
         raise _invalid(field, problems, "The allowed networks are not valid.")
     return cleaned
+
+
+def _networks_outside(cidrs: list[str], profile_networks: list[str]) -> list[str]:
+    """The scope's networks not inside one of the profile's: both denies apply to a session, so
+    such a network would look allowed on the scope while every call from it is refused."""
+    if not profile_networks:
+        return []
+    outers = [ipaddress.ip_network(cidr) for cidr in profile_networks]
+    problems = []
+    for cidr in cidrs:
+        network = ipaddress.ip_network(cidr)
+        if not any(
+            network.version == outer.version and network.subnet_of(outer)  # type: ignore[arg-type]
+            for outer in outers
+        ):
+            problems.append(
+                f"{cidr} is not within the profile's networks ({', '.join(profile_networks)})"
+            )
+    return problems
 
 
 def _policy_parse(policy_text: str | None) -> dict | None:
@@ -96,6 +116,9 @@ def scope_check(
             "A scope narrows the role: it needs a policy document or managed policies.",
         )
     cidrs = networks_clean(networks)
+    outside = _networks_outside(cidrs, list(profile.allowed_networks))
+    if outside:
+        raise _invalid("networks", outside, "A scope's networks narrow the profile's.")
     session_scope = SessionScope(
         name=name,
         policy=document,
@@ -108,23 +131,41 @@ def scope_check(
     return document, arns, cidrs
 
 
+def _scope_to_save(profile: AccessProfile, name: str, scope_id: int | None) -> AccessScope:
+    """The scope an edit saves: the one edited (by id, so a new name renames it), else the one
+    named, else a new one. A rename onto another scope's name is refused, never a merge."""
+    named = AccessScope.objects.filter(profile=profile, name=name).first()
+    if scope_id is None:
+        return named or AccessScope(profile=profile, name=name, revision=0)
+    if named is not None and named.pk != scope_id:
+        raise _invalid(
+            "name",
+            [f"profile {profile.slug} already has a scope named {name}"],
+            "The scope's name is taken.",
+        )
+    scope = AccessScope.objects.filter(pk=scope_id, profile=profile).first()
+    if scope is None:
+        raise _invalid("name", [f"no scope {scope_id} of {profile.slug}"], "No such scope.")
+    return scope
+
+
 def _scope_save_revision(
     *,
     profile: AccessProfile,
+    scope_id: int | None,
     name: str,
     description: str,
     document: dict | None,
     arns: list[str],
     cidrs: list[str],
     make_default: bool,
-) -> tuple[AccessScope, bool]:
-    """Inside the caller's transaction: the scope `name` saved as its next revision (created at
-    the first), and whether it was created."""
+) -> tuple[AccessScope, str | None]:
+    """Inside the caller's transaction: the scope saved as its next revision (created at the
+    first), and its name before (None when created)."""
     AccessProfile.objects.select_for_update().get(pk=profile.pk)  # one scope edit at a time
-    scope = AccessScope.objects.filter(profile=profile, name=name).first()
-    created = scope is None
-    if scope is None:
-        scope = AccessScope(profile=profile, name=name, revision=0)
+    scope = _scope_to_save(profile, name, scope_id)
+    before = None if scope.pk is None else scope.name
+    scope.name = name
     scope.description = description[:300]
     scope.policy_document = document
     scope.managed_policy_arns = arns
@@ -132,16 +173,16 @@ def _scope_save_revision(
     scope.revision += 1
     scope.updated_at = timezone.now()
     if make_default:
-        AccessScope.objects.filter(profile=profile, is_default=True).exclude(name=name).update(
+        AccessScope.objects.filter(profile=profile, is_default=True).exclude(pk=scope.pk).update(
             is_default=False
         )
-        scope.is_default = True
+    scope.is_default = make_default  # a replaced or edited scope is default only if asked
     try:
         with transaction.atomic():
             scope.save()
     except IntegrityError:
         raise _invalid("name", ["another edit won"], "The scope changed meanwhile.") from None
-    return scope, created
+    return scope, before
 
 
 def scope_set(
@@ -153,11 +194,12 @@ def scope_set(
     networks: list[str] | None = None,
     description: str = "",
     make_default: bool = False,
+    scope_id: int | None = None,
     actor: User | None = None,
     source: EventSource = SYSTEM_SOURCE,
 ) -> AccessScope:
-    """Create or replace the profile's scope `name`; on the record, with the requests whose
-    signatures it makes stale."""
+    """Create or replace the profile's scope `name` (or, given `scope_id`, edit that scope,
+    renaming it to `name`); on the record, with the requests whose signatures it makes stale."""
     profile = AccessProfile.objects.filter(slug=profile_slug).first()
     if profile is None:
         raise _invalid("profile", [f"unknown access profile {profile_slug!r}"], "No such profile.")
@@ -169,8 +211,9 @@ def scope_set(
         networks=networks or [],
     )
     with transaction.atomic():
-        scope, created = _scope_save_revision(
+        scope, before = _scope_save_revision(
             profile=profile,
+            scope_id=scope_id,
             name=name,
             description=description,
             document=document,
@@ -179,14 +222,16 @@ def scope_set(
             make_default=make_default,
         )
         content = scope_content(scope=scope, profile_networks=profile.allowed_networks)
+        renamed = {"renamed_from": before} if before not in (None, name) else {}
         timeline_append(
             access_request=None,
-            code="approvals.scope.created" if created else "approvals.scope.changed",
+            code="approvals.scope.created" if before is None else "approvals.scope.changed",
             actor=actor,
             detail={
                 "profile": profile.slug,
                 "revision": scope.revision,
                 "default": scope.is_default,
+                **renamed,
                 **(content or {}),
             },
             source=source,
@@ -217,14 +262,7 @@ def profile_networks_set(
             raise _invalid(
                 "profile", [f"unknown access profile {profile_slug!r}"], "No such profile."
             )
-        for scope in profile.scopes.all():
-            scope_check(
-                profile=AccessProfile(account_id=profile.account_id, allowed_networks=cidrs),
-                name=scope.name,
-                policy_text=json.dumps(scope.policy_document) if scope.policy_document else None,
-                managed_policy_arns=scope.managed_policy_arns,
-                networks=scope.allowed_networks,
-            )
+        _scopes_fit(profile, cidrs)
         before = list(profile.allowed_networks)
         AccessProfile.objects.filter(pk=profile.pk).update(allowed_networks=cidrs)
         profile.allowed_networks = cidrs
@@ -242,6 +280,25 @@ def profile_networks_set(
             source=source,
         )
     return profile
+
+
+def _scopes_fit(profile: AccessProfile, cidrs: list[str]) -> None:
+    """Each of the profile's scopes still passes its check under the new networks (its own lie
+    within them, and the session policy stays within AWS's size limit)."""
+    for scope in profile.scopes.all():
+        try:
+            scope_check(
+                profile=AccessProfile(account_id=profile.account_id, allowed_networks=cidrs),
+                name=scope.name,
+                policy_text=json.dumps(scope.policy_document) if scope.policy_document else None,
+                managed_policy_arns=scope.managed_policy_arns,
+                networks=scope.allowed_networks,
+            )
+        except RequestInvalid as invalid:
+            problems = [f"scope {scope.name}: {p}" for ps in invalid.fields.values() for p in ps]
+            raise _invalid(
+                "networks", problems, "A scope of the profile does not fit these networks."
+            ) from None
 
 
 def _unfrozen_requests_tell(

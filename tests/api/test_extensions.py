@@ -9,9 +9,11 @@ import pytest
 from django.utils import timezone
 
 from approvals.models import (
+    AccessProfile,
     ExtensionApproval,
     ExtensionStatus,
     GrantExtension,
+    NotificationDelivery,
     Status,
     TimelineEvent,
 )
@@ -144,6 +146,7 @@ def test_self_approval_double_approval_and_outsiders_are_refused_as_for_requests
 
 
 def test_a_rejection_needs_a_reason_and_ends_the_extension(api):
+    AccessProfile.objects.filter(pk=api.cast.profile.pk).update(notify_emails="oncall@example.com")
     access_request = active_request(api.cast)
     extension_id = ask(api, access_request).json()["id"]
     reject = path(access_request, f"{extension_id}/reject/")
@@ -154,9 +157,37 @@ def test_a_rejection_needs_a_reason_and_ends_the_extension(api):
     assert response.json()["status"] == "rejected"
     access_request.refresh_from_db()
     before = access_request.expires_at
+    rejected = TimelineEvent.objects.get(
+        request=access_request, code="approvals.extension.rejected"
+    )
+    assert (rejected.actor_name, rejected.detail["reason"]) == ("alice", "use a new request")
+    assert rejected.detail["expires_at"] == before.isoformat()
     assert ask(api, access_request).status_code == 201  # a new one may be asked for
     access_request.refresh_from_db()
     assert access_request.expires_at == before
+
+    notices = dict(
+        NotificationDelivery.objects.filter(request=access_request).values_list("event", "body")
+    )
+    assert "Sign before" in notices["extension.requested"]
+    assert "Sign before" not in notices["extension.rejected"]
+    assert f"The deadline stays {before:%Y-%m-%d %H:%M:%S} UTC" in notices["extension.rejected"]
+
+
+def test_a_replayed_code_does_not_sign_a_second_extension(api):
+    first = active_request(api.cast)
+    second = active_request(api.cast, ticket="INC-5")
+    first_id, second_id = (ask(api, r).json()["id"] for r in (first, second))
+    code = fresh_code(api.cast.alice)
+    assert api.post("alice", path(first, f"{first_id}/approve/"), {"otp": code}).status_code == 200
+
+    replayed = api.post("alice", path(second, f"{second_id}/approve/"), {"otp": code})
+    assert_error(replayed, 403, "otp_replayed")
+    assert not ExtensionApproval.objects.filter(extension_id=second_id).exists()
+    refusal = TimelineEvent.objects.get(
+        request=second, code="approvals.extension.signature.refused"
+    )
+    assert refusal.detail["refusal"] == "otp_replayed"
 
 
 @pytest.mark.parametrize(

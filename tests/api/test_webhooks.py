@@ -9,10 +9,13 @@ from django.db import transaction
 from approvals.models import WebhookDelivery
 from approvals.services.queue import RetryLater
 from approvals.services.requests import request_cancel
+from approvals.services.scopes import scope_set
 from approvals.services.webhooks import webhook_deliver, webhook_endpoint_create, webhooks_enqueue
 from tests.api.conftest import INTEGRATION
 from tests.api.receiver import Receiver
+from tests.api.test_extensions import READ_ONLY, active_request, path
 from tests.broker import drain_task_messages
+from tests.conftest import fresh_code
 from tests.processes import celery_worker, child_env, wait_until
 
 
@@ -214,3 +217,61 @@ def test_a_real_worker_retries_a_failing_receiver_until_it_accepts(api, tmp_path
     others = {r.headers["X-Breakglass-Event"] for r in receiver.received} - {delivery.event}
     assert others <= {"timeline.checkpoint"}
     verify(secret, ours[-1].headers, ours[-1].body)
+
+
+@pytest.mark.django_db
+def test_each_step_of_an_extension_is_posted_with_the_request_and_its_scope(api, receiver):
+    scope_set(
+        profile_slug=api.cast.profile.slug,
+        name="read-only",
+        policy_text=json.dumps(READ_ONLY),
+        make_default=True,
+    )
+    access_request = active_request(api.cast)
+    _, secret = webhook_endpoint_create(url=receiver.url)
+    refused = api.post("rita", path(access_request), {"minutes": 5, "reason": "one more"})
+    refused_id = refused.json()["id"]
+    api.post(
+        "carol",
+        path(access_request, f"{refused_id}/reject/"),
+        {"otp": fresh_code(api.cast.carol), "reason": "open a new request"},
+    )
+
+    for delivery in WebhookDelivery.objects.order_by("pk"):
+        webhook_deliver(delivery_id=delivery.pk)
+    payloads = [verify(secret, got.headers, got.body) for got in receiver.received]
+    assert [(p["event"], p["data"]["extension"]["status"]) for p in payloads] == [
+        ("approvals.extension.requested", "pending"),
+        ("approvals.extension.rejected", "rejected"),
+    ]
+    asked, rejected = (p["data"] for p in payloads)
+    assert asked["extension"]["id"] == refused_id
+    assert asked["extension"]["minutes"] == 5 and asked["extension"]["reason"] == "one more"
+    assert asked["request"]["id"] == str(access_request.pk)
+    assert asked["request"]["scope"] == "read-only"
+    access_request.refresh_from_db()
+    assert rejected["request"]["expires_at"] == access_request.expires_at.isoformat()
+    assert rejected["extension"]["from_expires_at"] == access_request.expires_at.isoformat()
+    detail = api.get("rita", f"/api/v1/requests/{access_request.pk}/").json()
+    assert detail["scope"] == "read-only"
+    assert [e["status"] for e in detail["extensions"]] == ["rejected"]
+
+
+@pytest.mark.django_db
+def test_an_extension_is_posted_when_asked_for_and_when_approved_not_at_each_signature(
+    api, receiver
+):
+    access_request = active_request(api.cast)
+    webhook_endpoint_create(url=receiver.url)
+    asked = api.post("rita", path(access_request), {"minutes": 10, "reason": "replica lags"})
+    extension_id = asked.json()["id"]
+    for who, user in (("alice", api.cast.alice), ("bob", api.cast.bob)):
+        api.post(who, path(access_request, f"{extension_id}/approve/"), {"otp": fresh_code(user)})
+
+    deliveries = list(WebhookDelivery.objects.order_by("pk"))
+    assert [(d.event, d.payload["extension"]["status"]) for d in deliveries] == [
+        ("approvals.extension.requested", "pending"),
+        ("approvals.extension.approved", "approved"),
+    ]
+    assert {d.payload["extension"]["id"] for d in deliveries} == {extension_id}
+    assert all(d.payload["request"]["scope"] is None for d in deliveries)  # no scopes: whole role

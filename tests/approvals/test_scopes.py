@@ -261,3 +261,24 @@ def test_the_commands_set_scopes_and_networks_and_explain_refusals(cast, tmp_pat
     call_command("profile_networks", cast.profile.slug, "--any", stdout=out)
     cast.profile.refresh_from_db()
     assert cast.profile.allowed_networks == []
+
+
+def test_a_scopes_networks_lie_within_the_profiles_and_the_profile_cannot_leave_them(cast):
+    profile_networks_set(profile_slug=cast.profile.slug, networks=["10.0.0.0/8"])
+    problems = refused(
+        cast, "networks", policy_text=json.dumps(READ_ONLY), networks=["192.168.0.0/16"]
+    )
+    assert problems == ["192.168.0.0/16 is not within the profile's networks (10.0.0.0/8)"]
+    scope_set(
+        profile_slug=cast.profile.slug,
+        name="read-only",
+        policy_text=json.dumps(READ_ONLY),
+        networks=["10.1.0.0/16"],
+    )
+    with pytest.raises(RequestInvalid) as excinfo:
+        profile_networks_set(profile_slug=cast.profile.slug, networks=["172.16.0.0/12"])
+    assert excinfo.value.fields["networks"] == [
+        "scope read-only: 10.1.0.0/16 is not within the profile's networks (172.16.0.0/12)"
+    ]
+    cast.profile.refresh_from_db()
+    assert cast.profile.allowed_networks == ["10.0.0.0/8"]

@@ -8,7 +8,7 @@ from html import unescape
 import pytest
 from django.urls import reverse
 
-from approvals.models import ExtensionStatus, GrantExtension
+from approvals.models import AccessProfile, ExtensionStatus, GrantExtension
 from approvals.services.scopes import profile_networks_set, scope_set
 from tests.conftest import fresh_code
 from tests.web.helpers import active, wrong_code
@@ -37,6 +37,25 @@ def test_the_form_preselects_the_only_profile_and_its_default_scope(cast, as_use
     assert '<option value="prod-admin" selected>' in page
     assert '<option value="read-only" selected>read-only (default)</option>' in page
     assert '<option value="full">full</option>' in page
+
+
+def test_the_form_preselects_nothing_when_the_requester_has_two_profiles(cast, as_user):
+    read_only_default(cast)
+    AccessProfile.objects.create(
+        slug="staging-admin",
+        name="Staging admin",
+        account_id=cast.profile.account_id,
+        region=cast.profile.region,
+        role_arn=cast.profile.role_arn,
+        principal_arn=cast.profile.principal_arn,
+        approver_group=cast.profile.approver_group,
+    )
+    page = as_user(cast.requester).get(reverse("request_new")).content.decode()
+    assert '<option value="prod-admin">' in page
+    assert '<option value="staging-admin">' in page
+    assert '<option value="read-only">read-only (default)</option>' in page
+    assert '<option value="" selected>Choose a profile…</option>' in page
+    assert '<option value="" selected>The profile&#x27;s default scope</option>' in page
 
 
 def test_filing_with_a_scope_and_refusing_an_unknown_one(cast, as_user):

@@ -6,13 +6,16 @@ the grant ends at its original deadline.
 Grants last whole minutes, so these tests wait about a minute each; every wait is bounded and
 asserts on the real condition (the sandbox's answer, the request's recorded times)."""
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from django.test import Client
 from django.utils import timezone
 
-from approvals.errors import SignatureRefused
+from approvals.errors import RequestInvalid, SignatureRefused
 from approvals.models import (
     AccessProfile,
     Decision,
@@ -20,13 +23,16 @@ from approvals.models import (
     GrantExtension,
     NotificationDelivery,
     Status,
+    TimelineEvent,
 )
+from approvals.services.api_access import personal_token_create
 from approvals.services.extensions import extension_ask, extension_sign
 from approvals.services.grants import _aws_grant
 from awsaccess import policies
 from awsaccess.runtime import access_engine
 from tests.conftest import fresh_code
 from tests.processes import wait_until
+from tests.web.conftest import verified_client
 from tests.worker.test_faults import credentials_of, deadline_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,6 +71,51 @@ def revoked_in_aws(live, access_request) -> bool:
     return denied and not attached
 
 
+def principal_assumes_the_role(live, access_request) -> bool:
+    """What the principal's grant policy in the sandbox allows now: AssumeRole with the
+    request's SourceIdentity, as the principal itself (its keys, no portal code)."""
+    keys = json.loads((live.log_dir / "principals.json").read_text())[
+        live.aws.profile.principal_arn
+    ]
+    sts = boto3.client(
+        "sts",
+        endpoint_url=live.aws.sandbox.endpoint_url,
+        region_name=live.aws.profile.region,
+        aws_access_key_id=keys["access_key_id"],
+        aws_secret_access_key=keys["secret_access_key"],
+    )
+    try:
+        sts.assume_role(
+            RoleArn=live.aws.profile.role_arn,
+            RoleSessionName="proof",
+            SourceIdentity=str(access_request.pk),
+            DurationSeconds=900,
+        )
+    except ClientError as error:
+        assert error.response["Error"]["Code"] == "AccessDenied"
+        return False
+    return True
+
+
+def grant_deadline_in_aws(live, access_request) -> datetime:
+    """The aws:CurrentTime limit of the grant policy the sandbox holds on the principal."""
+    user = live.aws.profile.principal_arn.rsplit("/", 1)[-1]
+    document = live.aws.sandbox.client("iam").get_user_policy(
+        UserName=user, PolicyName=policies.grant_policy_name(_aws_grant(access_request))
+    )["PolicyDocument"]
+    (statement,) = document["Statement"]
+    return datetime.fromisoformat(statement["Condition"]["DateLessThan"]["aws:CurrentTime"])
+
+
+def expires_at_over_the_api(live, access_request) -> datetime:
+    token = personal_token_create(user=live.cast.requester, name="extension test")
+    response = Client().get(
+        f"/api/v1/requests/{access_request.pk}/", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert response.status_code == 200, response.content
+    return datetime.fromisoformat(response.json()["expires_at"])
+
+
 def active_one_minute_grant(live):
     AccessProfile.objects.filter(pk=live.aws.profile.pk).update(notify_emails="oncall@example.com")
     access_request = live.open_approved(duration_minutes=1)
@@ -100,8 +151,25 @@ def test_a_signed_extension_moves_the_deadline_and_the_revocation_with_it(live):
         fresh.access_key_id,
     )
 
+    applied = TimelineEvent.objects.get(request=access_request, code="approvals.extension.applied")
+    assert applied.detail["expires_at"] == new_deadline.isoformat()
+    assert applied.detail["new_session_issued"] is True
+    assert grant_deadline_in_aws(live, access_request) == new_deadline.replace(microsecond=0)
+    assert expires_at_over_the_api(live, access_request) == new_deadline
+
+    # The profile allows 60 minutes in all: the grant's 1 and the applied 1 count.
+    with pytest.raises(RequestInvalid, match=r"would last 61 minutes in all; .* at most 60"):
+        extension_ask(
+            access_request_id=access_request.pk,
+            requester=live.cast.requester,
+            minutes=59,
+            reason="and a lot more",
+        )
+    assert GrantExtension.objects.filter(request=access_request).count() == 1
+
     wait_until(lambda: timezone.now() > old_deadline + timedelta(seconds=2), timeout=40)
     assert works(live, fresh), "the session must keep working past the old deadline"
+    assert principal_assumes_the_role(live, access_request), "the grant's expiry moved in AWS"
     access_request.refresh_from_db()
     assert access_request.status == Status.ACTIVE
 
@@ -109,6 +177,17 @@ def test_a_signed_extension_moves_the_deadline_and_the_revocation_with_it(live):
     assert access_request.revoked_at - new_deadline < REVOCATION_SLACK
     assert not works(live, fresh)
     assert revoked_in_aws(live, access_request)
+    report_url = f"/requests/{access_request.pk}/report"
+    report = verified_client(live.cast.alice).get(f"{report_url}.json").json()
+    assert report["deadlines"] == {
+        "original": old_deadline.isoformat(),
+        "final": new_deadline.isoformat(),
+    }
+    assert [(e["status"], e["minutes"]) for e in report["extensions"]] == [("applied", 1)]
+    markdown = verified_client(live.cast.alice).get(f"{report_url}.md").content.decode()
+    assert f"- Original deadline: {old_deadline.isoformat()}" in markdown
+    assert f"- Final deadline: {new_deadline.isoformat()}" in markdown
+    assert "signed by alice, bob" in markdown
     events = set(
         NotificationDelivery.objects.filter(request=access_request).values_list("event", flat=True)
     )
@@ -139,6 +218,45 @@ def test_an_unsigned_extension_times_out_and_the_grant_ends_at_its_original_dead
     )
     assert not works(live, credentials)
     assert revoked_in_aws(live, access_request)
+    timed_out = TimelineEvent.objects.get(
+        request=access_request, code="approvals.extension.timed_out"
+    )
+    assert timed_out.detail["expires_at"] == original.isoformat()
+    assert "not signed in time" in timed_out.detail["reason"]
     with pytest.raises(SignatureRefused):
         sign(live, GrantExtension.objects.get(pk=extension.pk), live.cast.bob)
     assert GrantExtension.objects.get(pk=extension.pk).status == ExtensionStatus.TIMED_OUT
+
+
+def test_an_extension_the_current_session_outlasts_keeps_its_credentials(live):
+    """Set-up: the recorded deadline is moved two minutes before the end of the 18-minute
+    session issued for it (the one way a session outlives its deadline); one more minute then
+    ends before the session does, so the grant is rewritten and the credentials stay."""
+    live.start_worker()
+    access_request = live.open_approved(duration_minutes=18)
+    live.wait_for_status(access_request, Status.ACTIVE)
+    credentials = credentials_of(live, access_request)
+    deadline_in(access_request, (access_request.expires_at - timezone.now()).total_seconds() - 120)
+    new_deadline = access_request.expires_at + timedelta(minutes=1)
+
+    extension = extension_ask(
+        access_request_id=access_request.pk,
+        requester=live.cast.requester,
+        minutes=1,
+        reason="the last checks",
+    )
+    sign(live, extension, live.cast.alice)
+    sign(live, extension, live.cast.bob)
+    wait_until(
+        lambda: GrantExtension.objects.get(pk=extension.pk).status == ExtensionStatus.APPLIED,
+        timeout=30,
+        what="extension applied",
+    )
+    access_request.refresh_from_db()
+    assert access_request.expires_at == new_deadline
+    assert GrantExtension.objects.get(pk=extension.pk).replaced_access_key_id == ""
+    applied = TimelineEvent.objects.get(request=access_request, code="approvals.extension.applied")
+    assert applied.detail["new_session_issued"] is False
+    assert credentials_of(live, access_request).access_key_id == credentials.access_key_id
+    assert works(live, credentials)
+    assert grant_deadline_in_aws(live, access_request) == new_deadline.replace(microsecond=0)

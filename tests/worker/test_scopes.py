@@ -142,12 +142,12 @@ def test_networks_that_exclude_loopback_refuse_every_call_and_including_it_works
     assert s3.get_object(Bucket=bucket, Key="runbook.txt")["Body"].read() == b"read me"
     s3.put_object(Bucket=bucket, Key="from-loopback", Body=b"ok")
 
-    # A scope's networks narrow the profile's: both must hold.
+    # A scope's networks narrow the profile's (they lie within them): both must hold.
     scope_set(
         profile_slug=slug,
         name="elsewhere",
         policy_text=json.dumps(FULL),
-        networks=["198.51.100.0/24"],
+        networks=["127.255.0.0/16"],
     )
     _, narrowed = granted(live, ticket="INC-5", scope="elsewhere")
     assert refused(live.aws.s3_with(narrowed).list_buckets) == "AccessDenied"
