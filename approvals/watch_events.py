@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from approvals.scrubbing import scrub
+from awsaccess.policies import AWS_SOURCE_PREFIX
 
 
 class PoisonEvent(ValueError):
@@ -149,6 +150,17 @@ def record_load(body: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(record, dict):
         raise PoisonEvent("the event has no CloudTrail detail")
     return message, record
+
+
+def aws_service_event_check(message: dict[str, Any]) -> None:
+    """A watch-queue message must be an event an AWS service emitted, as EventBridge delivers it:
+    an envelope whose source begins "aws." (EventBridge refuses those sources to PutEvents).
+    Anything else was sent by someone (a forged CloudTrail record): PoisonEvent, set aside and
+    alarmed, never read as what it claims."""
+    source = message.get("source")
+    if not isinstance(source, str) or not source.startswith(AWS_SOURCE_PREFIX):
+        shown = source[:60] if isinstance(source, str) else "(none)"
+        raise PoisonEvent(f"event source {shown!r} is not an AWS service's: not from CloudTrail")
 
 
 def _event_id(record: dict[str, Any]) -> str:

@@ -21,6 +21,11 @@ GRANT_POLICY_PREFIX = "breakglass-grant-"
 REVOCATION_POLICY_PREFIX = "breakglass-revoked-"
 WATCH_NAME_PREFIX = "breakglass-watch-"
 WATCH_TARGET_ID = "breakglass-watch-queue"
+# Every rule the portal provisions matches only events whose source begins "aws.": EventBridge
+# refuses such sources to PutEvents (NotAuthorizedForSourceException), so only AWS services emit
+# them, while anyone allowed events:PutEvents may send any other source with any detail-type
+# and detail, a made-up CloudTrail record included.
+AWS_SOURCE_PREFIX = "aws."
 ACTIVITY_RULE_PREFIX = f"{WATCH_NAME_PREFIX}calls."
 
 # AWS's aggregate size limits for inline policies (characters, whitespace excluded).
@@ -244,9 +249,15 @@ def activity_rule_name(role_name: str) -> str:
     return f"{ACTIVITY_RULE_PREFIX}{role_name[:32]}-{digest}"
 
 
+def aws_sources() -> list[dict[str, str]]:
+    """An event pattern's `source` filter: events AWS services emitted, none sent by PutEvents."""
+    return [{"prefix": AWS_SOURCE_PREFIX}]
+
+
 def activity_event_pattern(target: AwsTarget) -> dict:
     """Any CloudTrail-recorded call whose caller is a session of the break-glass role."""
     return {
+        "source": aws_sources(),
         "detail-type": ["AWS API Call via CloudTrail"],
         "detail": {
             "userIdentity": {"sessionContext": {"sessionIssuer": {"arn": [target.role_arn]}}}
@@ -312,7 +323,9 @@ WATCH_WRITE_ACTIONS = [
     "events:RemoveTargets",
     "events:TagResource",
     "events:UntagResource",
-    # The queue's messages are the watch: reading or deleting them is blinding it.
+    # The queue's messages are the watch: reading or deleting them is blinding it, sending one
+    # is forging it (in one account, an identity policy allowing "*" suffices to send, whatever
+    # the queue's policy says; SendMessageBatch is authorised as SendMessage).
     "sqs:AddPermission",
     "sqs:ChangeMessageVisibility",
     "sqs:DeleteMessage",
@@ -320,6 +333,7 @@ WATCH_WRITE_ACTIONS = [
     "sqs:PurgeQueue",
     "sqs:ReceiveMessage",
     "sqs:RemovePermission",
+    "sqs:SendMessage",
     "sqs:SetQueueAttributes",
     "sqs:TagQueue",
     "sqs:UntagQueue",
@@ -332,6 +346,10 @@ TRAIL_WRITE_ACTIONS = [
     "cloudtrail:StopLogging",
     "cloudtrail:UpdateTrail",
 ]
+# Role chaining: a session that assumes another role gets that role's credentials for up to an
+# hour, and revoking this role's session (a deny on this role) does not reach them. Always
+# denied: a profile cannot promise "access ends at revocation" and allow it.
+ROLE_CHAINING_ACTIONS = ["sts:AssumeRole"]
 # Ways to keep access after the session ends (MITRE ATT&CK T1098 Account Manipulation and
 # T1136 Create Account on IAM): new identities, long-lived credentials, widened policies and
 # trust, other federation doors. Anywhere in the account, not only on the machinery.
@@ -348,6 +366,9 @@ PERSISTENCE_ACTIONS = [
     "iam:CreateSAMLProvider",
     "iam:CreateServiceSpecificCredential",
     "iam:CreateUser",
+    # Compute launched with another role (an EC2 instance profile, a Lambda function) acts as
+    # that role after the session ends, with credentials no revocation of this role reaches.
+    "iam:PassRole",
     "iam:PutGroupPolicy",
     "iam:PutRolePolicy",
     "iam:PutUserPolicy",
@@ -389,7 +410,8 @@ def machinery_iam_arns(target: AwsTarget) -> list[str]:
 
 def protective_boundary(target: AwsTarget, *, protect_persistence: bool) -> dict:
     """The role's permissions boundary: everything the role's policies allow, except changing the
-    break-glass machinery (and, unless the profile turns it off, the persistence moves).
+    break-glass machinery or chaining into another role (and, unless the profile turns it off,
+    the persistence moves).
 
     A boundary rather than an inline deny: its Deny holds whatever the role's own policies say,
     it takes nothing from the role's inline-policy space the revocation denies need, and since
@@ -418,6 +440,12 @@ def protective_boundary(target: AwsTarget, *, protect_persistence: bool) -> dict
             "Sid": "BreakGlassProtectTrails",
             "Effect": "Deny",
             "Action": list(TRAIL_WRITE_ACTIONS),
+            "Resource": "*",
+        },
+        {
+            "Sid": "BreakGlassNoRoleChaining",
+            "Effect": "Deny",
+            "Action": list(ROLE_CHAINING_ACTIONS),
             "Resource": "*",
         },
     ]

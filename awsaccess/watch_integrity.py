@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +44,9 @@ class GuardExpectation:
 
     live_grants: Sequence[Grant] = ()  # the principal's grant policies, exactly these documents
     revoked_request_ids: frozenset[str] = frozenset()  # requests whose deny may be on the role
-    required_denies: frozenset[str] = frozenset()  # revoked requests whose sessions may live
+    # Revoked requests whose sessions may still live → when each was revoked: its deny stays,
+    # unless an older-sessions deny of a later moment took its place (the revocation fallback).
+    required_denies: Mapping[str, datetime] = field(default_factory=dict)
     access_key_ids: frozenset[str] | None = None  # the principal's keys; None: not known
     role_policy_arns: frozenset[str] | None = None  # the role's managed policies; None: any
 
@@ -209,10 +211,14 @@ def _role_inline_policy_drift(
     listed = _iam_listed("iam:ListRolePolicies", lambda: iam.list_role_policies(RoleName=role))
     if listed is None:
         return []
-    drifts, denied, older = [], set(), False
+    drifts: list[Drift] = []
+    denied: set[str] = set()
+    cut: datetime | None = None  # the latest moment a genuine older-sessions deny cuts at
     for name in sorted(listed["PolicyNames"]):
-        if not name.startswith(policies.REVOCATION_POLICY_PREFIX):
-            drifts.append(Drift("role policies", f"unexpected inline policy {name!r} on the role"))
+        want, problem = _revocation_deny_expected(name, expected)
+        if problem:
+            drifts.append(Drift("role policies", problem))
+        if want is None:
             continue
         got = _iam_listed(
             "iam:GetRolePolicy", lambda n=name: iam.get_role_policy(RoleName=role, PolicyName=n)
@@ -220,21 +226,8 @@ def _role_inline_policy_drift(
         if got is None:
             continue
         request_id = policies.revocation_request_id(name)
-        older_match = _OLDER_SESSIONS_NAME.match(name)
-        if older_match is not None:
-            older = True
-            before = datetime.strptime(older_match["before"], "%Y%m%dT%H%M%SZ")
-            want = policies.revoke_older_sessions_policy(before.replace(tzinfo=UTC))
-        elif request_id is not None:
-            want = policies.revocation_policy(request_id)
-            if request_id not in expected.revoked_request_ids:
-                drifts.append(
-                    Drift("role policies", f"{name!r} names no request the portal revoked")
-                )
-            denied.add(request_id)
-        else:
-            drifts.append(Drift("role policies", f"{name!r} is not a name the portal writes"))
-            continue
+        if request_id is not None:
+            denied.add(request_id)  # a counterfeit is named once, as not holding the deny
         if not policies.same_document(got["PolicyDocument"], want):
             changes = statements_diff(
                 _statements(normalize(want)), _statements(normalize(got["PolicyDocument"]))
@@ -245,12 +238,40 @@ def _role_inline_policy_drift(
                     f"{name!r} does not hold the portal's deny: {'; '.join(changes)}",
                 )
             )
-    if not older:
-        drifts += [
-            Drift("role policies", f"the deny of revoked request {request_id} is gone")
-            for request_id in sorted(expected.required_denies - denied)
-        ]
+        elif (older := _OLDER_SESSIONS_NAME.match(name)) is not None:
+            moment = _older_sessions_moment(older)
+            cut = max(cut, moment) if cut else moment
+    # An older-sessions deny stands for the requests revoked before its moment (the engine
+    # folds their denies into it), never for one revoked later: a planted deny of some past
+    # moment must not excuse a missing per-request deny.
+    drifts += [
+        Drift("role policies", f"the deny of revoked request {request_id} is gone")
+        for request_id, revoked_at in sorted(expected.required_denies.items())
+        if request_id not in denied and (cut is None or revoked_at >= cut)
+    ]
     return drifts
+
+
+def _revocation_deny_expected(name: str, expected: GuardExpectation) -> tuple[dict | None, str]:
+    """The deny a role policy of this name must hold (None: none the portal writes), and what
+    is wrong with the name itself ("" when nothing)."""
+    if not name.startswith(policies.REVOCATION_POLICY_PREFIX):
+        return None, f"unexpected inline policy {name!r} on the role"
+    if (older := _OLDER_SESSIONS_NAME.match(name)) is not None:
+        return policies.revoke_older_sessions_policy(_older_sessions_moment(older)), ""
+    request_id = policies.revocation_request_id(name)
+    if request_id is None:
+        return None, f"{name!r} is not a name the portal writes"
+    if request_id not in expected.revoked_request_ids:
+        return policies.revocation_policy(request_id), (
+            f"{name!r} names no request the portal revoked"
+        )
+    return policies.revocation_policy(request_id), ""
+
+
+def _older_sessions_moment(older: re.Match[str]) -> datetime:
+    """The moment a `breakglass-revoked-before-<moment>-until-…` deny cuts sessions at."""
+    return datetime.strptime(older["before"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
 def _role_managed_policy_drift(
@@ -381,23 +402,23 @@ def _covers(trail: Mapping[str, Any], target: AwsTarget) -> bool:
 
 
 def _management_gap(selectors: Mapping[str, Any]) -> str:
-    """ "" when the selectors record every management event (reads and writes), else what not."""
+    """ "" when the selectors record every management event (reads and writes), else what not.
+    AWS holds one kind or the other; a reply with both (the sandbox keeps advanced selectors
+    under classic ones) is judged on each, so neither can hide a narrowed other."""
     advanced = selectors.get("AdvancedEventSelectors") or []
-    if advanced:
-        whole = [{"Field": "eventCategory", "Equals": ["Management"]}]
-        if any(s.get("FieldSelectors") == whole for s in advanced):
-            return ""
-        return "advanced event selectors do not record every management event"
-    for selector in selectors.get("EventSelectors") or [
-        {"ReadWriteType": "All", "IncludeManagementEvents": True}
-    ]:
-        if (
-            selector.get("ReadWriteType", "All") == "All"
-            and selector.get("IncludeManagementEvents", True)
-            and not selector.get("ExcludeManagementEventSources")
-        ):
-            return ""
-    return "event selectors do not record every management event (reads and writes)"
+    classic = selectors.get("EventSelectors") or []
+    whole = [{"Field": "eventCategory", "Equals": ["Management"]}]
+    gaps = []
+    if advanced and not any(s.get("FieldSelectors") == whole for s in advanced):
+        gaps.append("advanced event selectors do not record every management event")
+    if classic and not any(
+        selector.get("ReadWriteType", "All") == "All"
+        and selector.get("IncludeManagementEvents", True)
+        and not selector.get("ExcludeManagementEventSources")
+        for selector in classic
+    ):
+        gaps.append("event selectors do not record every management event (reads and writes)")
+    return "; ".join(gaps)
 
 
 def _statements(document: Any) -> dict[str, dict]:

@@ -131,7 +131,11 @@ def _machinery_alternatives(target: AwsTarget) -> list[dict[str, Any]]:
 
 
 def changes_event_pattern(target: AwsTarget) -> dict:
-    return {"detail-type": [DETAIL_TYPE], "detail": {"$or": _machinery_alternatives(target)}}
+    return {
+        "source": policies.aws_sources(),
+        "detail-type": [DETAIL_TYPE],
+        "detail": {"$or": _machinery_alternatives(target)},
+    }
 
 
 def forwarder_event_pattern(target: AwsTarget) -> dict:
@@ -140,6 +144,7 @@ def forwarder_event_pattern(target: AwsTarget) -> dict:
         "userIdentity": {"sessionContext": {"sessionIssuer": {"arn": [target.role_arn]}}},
     }
     return {
+        "source": policies.aws_sources(),
         "detail-type": [DETAIL_TYPE],
         "detail": {"$or": [session_iam_calls, *_machinery_alternatives(target)]},
     }

@@ -72,7 +72,7 @@ def guard_expectation(profile: AccessProfile) -> GuardExpectation:
     now = timezone.now()
     longest = timedelta(seconds=max(profile.role_max_session_seconds, policies.MIN_SESSION_SECONDS))
     required = {
-        revoked.source_identity
+        revoked.source_identity: revoked.revoked_at
         for revoked in on_role
         if revoked.status == Status.REVOKED
         and revoked.revoked_at is not None
@@ -89,8 +89,13 @@ def guard_expectation(profile: AccessProfile) -> GuardExpectation:
     return GuardExpectation(
         live_grants=[_aws_grant(live) for live in on_principal],
         revoked_request_ids=frozenset(revoked.source_identity for revoked in on_role),
-        required_denies=frozenset(required),
+        required_denies=required,
         access_key_ids=keys,
+        # Unlisted, uncompared: which managed policies a break-glass role holds is the
+        # organisation's choice (often AdministratorAccess), so the guard has no truth to hold
+        # them to. What matters still holds: the boundary keeps any of them off the machinery,
+        # and attaching or detaching one is a real-time tampering alarm all the same (the
+        # changes rule routes every IAM write naming the role). Listing them adds the backstop.
         role_policy_arns=frozenset(profile.role_policy_arns.split()) or None,
     )
 

@@ -1,6 +1,7 @@
 """Tampering seen in seconds (issue 12): a CloudTrail record on the watch queue that writes to the
 profile's break-glass machinery (its role, principal, boundary, watch rules, queue, any trail),
-or a persistence move by a session of its role, is a security alarm at once, naming who did what.
+or a persistence move or role chaining by a session of its role, is a security alarm at once,
+naming who did what.
 
 Provisioning routes these records to the watch queue (awsaccess.watch_routes); the broker's own
 routine writes (revocation denies, grants, deleting keys the portal does not hold) are its job
@@ -32,6 +33,7 @@ _BROKER_ROUTINE = {
     "iam:DeleteAccessKey": ("userName", ""),
 }
 _PERSISTENCE = frozenset(policies.PERSISTENCE_ACTIONS)
+_ROLE_CHAINING = frozenset(policies.ROLE_CHAINING_ACTIONS)
 MAX_PARAMETERS_CHARS = 2000
 
 
@@ -114,6 +116,9 @@ def tampering_from(
     )
     if not what and by_session and action in _PERSISTENCE:
         what = "the account (a way to keep access after the session ends)"
+    if not what and by_session and action in _ROLE_CHAINING:
+        chained = _object(record.get("requestParameters")).get("roleArn")
+        what = f"role {chained or '(unnamed)'} (a chained session outlives revocation)"
     identity = _object(record.get("userIdentity"))
     actor = str(identity.get("arn", ""))
     if not what:

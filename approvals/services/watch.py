@@ -45,6 +45,7 @@ from approvals.watch_events import (
     PoisonEvent,
     RoleUse,
     SessionCall,
+    aws_service_event_check,
     record_load,
     role_use_from,
     session_call_from,
@@ -347,7 +348,7 @@ def _batch_handle(
     for message in messages:
         report.received += 1
         try:
-            record = watch_record_read(message["body"], profile)
+            record = watch_record_read(message["body"], profile, from_queue=True)
         except PoisonEvent as exc:
             _poison(profile, queue_url, message, str(exc), report)
             continue
@@ -363,15 +364,17 @@ def _batch_handle(
 
 
 def watch_record_read(
-    body: str, profile: AccessProfile
+    body: str, profile: AccessProfile, *, from_queue: bool = False
 ) -> RoleUse | SessionCall | Tampering | BrokerRoutine:
     """Decide what a watch message is — the one dispatch point for every kind of record the
     profile's queue carries: a write to the watch's machinery (tampering, issue 12, or the
     broker's routine write the changes rule routes too), a call by a session of the role
     (activity), else an AssumeRole of the role. Anything unreadable, of any shape, is a
-    PoisonEvent (never another exception)."""
+    PoisonEvent (never another exception); so is a queue message no AWS service emitted."""
     try:
         message, record = record_load(body)
+        if from_queue:
+            aws_service_event_check(message)
         machinery_write = tampering_from(message, record, profile)
         if machinery_write is not None:
             return machinery_write

@@ -25,7 +25,16 @@ from moto.sts.exceptions import STSValidationError
 from moto.sts.models import AssumedRole, sts_backends
 from moto.sts.responses import TokenResponse
 
-from awsaccess.sandbox import boundaries, calls, clock, json_errors, mfa, object_lock, queues
+from awsaccess.sandbox import (
+    boundaries,
+    calls,
+    clock,
+    event_sources,
+    json_errors,
+    mfa,
+    object_lock,
+    queues,
+)
 from awsaccess.sandbox.evaluation import Decision, Request, evaluate, names_principal_exactly
 
 PINNED_MOTO_VERSION = "5.2.5"
@@ -280,6 +289,11 @@ def _resource(request: IAMRequestBase, resource: str) -> str:
         return f"arn:aws:cloudtrail:{where}:trail/{name}" if name else resource
     if not request._action.startswith("iam:"):
         return resource
+    group_name = _param(request._data, "GroupName")
+    if group_name is not None:
+        # AWS authorises every call naming a group against the group, AddUserToGroup and
+        # RemoveUserFromGroup included, though they name a user too (resource type "group").
+        return _group_arn(request, group_name)
     user_name = _param(request._data, "UserName")
     if user_name is not None:
         return f"arn:aws:iam::{request.account_id}:user/{user_name}"
@@ -287,6 +301,14 @@ def _resource(request: IAMRequestBase, resource: str) -> str:
     if role_name is not None:
         return f"arn:aws:iam::{request.account_id}:role/{role_name}"
     return _param(request._data, "PolicyArn") or resource
+
+
+def _group_arn(request: IAMRequestBase, group_name: str) -> str:
+    """The group's ARN, its path included (a group not created yet: at the root path)."""
+    try:
+        return str(request.backend.get_group(group_name).arn)
+    except NotFoundException:
+        return f"arn:aws:iam::{request.account_id}:group/{group_name}"
 
 
 def _permitted(
@@ -433,6 +455,7 @@ def install() -> None:
     IAMBackend.put_user_policy = _put_user_policy  # type: ignore[method-assign]  # patching moto in place
     json_errors.install()
     boundaries.install()
+    event_sources.install()
     mfa.install()
     object_lock.install()
     queues.install()

@@ -1,5 +1,5 @@
 """Serve moto plus the sandbox extension, and a tiny `/_sandbox/` control API (health, clock,
-CloudTrail delivery switch and recent records)."""
+CloudTrail delivery switch and recent records, events as AWS services emit them)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 import moto
 from werkzeug.serving import run_simple
 
-from awsaccess.sandbox import calls, clock, delivery, dispatch, extension, history
+from awsaccess.sandbox import calls, clock, delivery, dispatch, event_sources, extension, history
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,21 @@ def _cloudtrail_events(environ: dict, start_response: StartResponse) -> Iterable
     return _json(start_response, "200 OK", {"records": history.recent(limit)})
 
 
+def _service_events(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+    """POST {"account": ..., "region": ..., "entries": [PutEvents entries]}: put them on the
+    default bus as an AWS service would, "aws." sources included (the API refuses those)."""
+    if environ.get("REQUEST_METHOD") != "POST":
+        return _json(start_response, "405 Method Not Allowed", {"error": "POST only"})
+    try:
+        body = _read_json(environ)
+        answer = event_sources.service_events_put(
+            str(body["account"]), str(body["region"]), list(body["entries"])
+        )
+    except (ValueError, KeyError, TypeError):
+        return _json(start_response, "400 Bad Request", {"error": "need account, region, entries"})
+    return _json(start_response, "200 OK", {"Entries": answer})
+
+
 def build_app() -> Callable[[dict, StartResponse], Iterable[bytes]]:
     extension.install()
     delivery.install()
@@ -95,6 +110,8 @@ def build_app() -> Callable[[dict, StartResponse], Iterable[bytes]]:
             return _cloudtrail_control(environ, start_response)
         if path == "/_sandbox/cloudtrail/events":
             return _cloudtrail_events(environ, start_response)
+        if path == "/_sandbox/events":
+            return _service_events(environ, start_response)
         return moto_app(environ, start_response)
 
     return app

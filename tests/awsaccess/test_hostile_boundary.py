@@ -4,7 +4,9 @@ its profile allows them, the persistence moves."""
 
 import html
 import json
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from botocore.exceptions import ClientError
@@ -12,12 +14,14 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from approvals.models import Status
+from approvals.models import PoisonMessage, SecurityAlarm, SessionActivity, Status
 from approvals.services.identity import totp_device_set
+from approvals.services.watch import watch_poll
 from awsaccess import policies
 from awsaccess.provisioning import profile_provision
-from tests.awsaccess.hostile import HostileSession, hostile_session
+from tests.awsaccess.hostile import HostileSession, hostile_session, session_admin_policy_arn
 from tests.conftest import fresh_code
+from tests.processes import wait_until
 
 HARMLESS = json.dumps(
     {
@@ -90,6 +94,10 @@ def machinery_changes(s: HostileSession) -> dict[str, Callable[[], object]]:
             QueueUrl=queue_url, Attributes={"Policy": HARMLESS}
         ),
         "eat the watch's messages": lambda: sqs.receive_message(QueueUrl=queue_url),
+        "forge a watch message": lambda: sqs.send_message(QueueUrl=queue_url, MessageBody="{}"),
+        "forge a batch of them": lambda: sqs.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": "1", "MessageBody": "{}"}]
+        ),
         "purge the watch queue": lambda: sqs.purge_queue(QueueUrl=queue_url),
         "delete the watch queue": lambda: sqs.delete_queue(QueueUrl=queue_url),
     }
@@ -161,8 +169,21 @@ def test_a_profile_may_allow_persistence_moves_but_never_machinery_changes(hosti
     assert ("role boundary policy", "fixed") in [(f.resource, f.status) for f in report.findings]
     name = f"persist-{hostile.source_identity[:8]}"
 
-    hostile.client("iam").create_user(UserName=name)
+    iam = hostile.client("iam")
+    iam.create_user(UserName=name)
+    # AWS authorises joining a group against the group: an ordinary one is the profile's to
+    # allow, a break-glass one never (whoever joins it).
+    hostile.provisioner("iam").create_group(GroupName=f"ops-{name}")
+    hostile.provisioner("iam").create_group(GroupName=f"breakglass-{name}")
+    iam.add_user_to_group(GroupName=f"ops-{name}", UserName=name)
+    assert (
+        refused(lambda: iam.add_user_to_group(GroupName=f"breakglass-{name}", UserName=name))
+        in DENIED
+    )
 
+    hostile.provisioner("iam").remove_user_from_group(GroupName=f"ops-{name}", UserName=name)
+    for group in (f"ops-{name}", f"breakglass-{name}"):
+        hostile.provisioner("iam").delete_group(GroupName=group)
     hostile.provisioner("iam").delete_user(UserName=name)
     principal = hostile.principal_name
     assert refused(lambda: hostile.client("iam").create_access_key(UserName=principal)) in DENIED
@@ -174,6 +195,138 @@ def test_a_profile_may_allow_persistence_moves_but_never_machinery_changes(hosti
         )
         in DENIED
     )
+
+
+def watch_until(hostile: HostileSession, predicate: Callable[[], object], what: str) -> None:
+    """Run the watcher's poll until `predicate()` holds (bounded)."""
+
+    def done() -> object:
+        watch_poll(wait_seconds=1)
+        return predicate()
+
+    wait_until(done, timeout=30, interval=0, what=what)
+
+
+def forged_records(s: HostileSession) -> list[dict]:
+    """Made-up CloudTrail records: the provisioner disabling the watch rule (a tampering alarm
+    blaming someone else), and a call another session never made (a row on its record)."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    common = {"eventVersion": "1.09", "eventTime": now, "awsRegion": s.aws.profile.region}
+    return [
+        {
+            **common,
+            "eventID": str(uuid.uuid4()),
+            "eventSource": "events.amazonaws.com",
+            "eventName": "DisableRule",
+            "readOnly": False,
+            "requestParameters": {"name": policies.watch_name(s.role_name)},
+            "userIdentity": {
+                "type": "IAMUser",
+                "arn": f"arn:aws:iam::{s.aws.profile.account_id}:user/breakglass-provisioner",
+            },
+        },
+        {
+            **common,
+            "eventID": str(uuid.uuid4()),
+            "eventSource": "s3.amazonaws.com",
+            "eventName": "DeleteBucket",
+            "readOnly": False,
+            "requestParameters": {"bucketName": "evidence"},
+            "userIdentity": {
+                "type": "AssumedRole",
+                "arn": f"{s.aws.profile.role_arn}/someone-else",
+                "sessionContext": {
+                    "sessionIssuer": {"type": "Role", "arn": s.aws.profile.role_arn},
+                    "sourceIdentity": str(uuid.uuid4()),
+                },
+            },
+        },
+    ]
+
+
+def test_a_session_cannot_forge_the_events_the_watch_reads(hostile):
+    records = forged_records(hostile)
+    forged_ids = [record["eventID"] for record in records]
+    entries = [
+        {
+            "DetailType": "AWS API Call via CloudTrail",
+            "Detail": json.dumps(record),
+            "Source": source,
+        }
+        for record in records
+        for source in ("forged.by.session", "aws.events")
+    ]
+
+    answer = hostile.client("events").put_events(Entries=entries)
+
+    # "aws." sources are AWS's own; any other is anyone's, and no portal rule matches it.
+    codes = [entry.get("ErrorCode") for entry in answer["Entries"]]
+    assert codes == [None, "NotAuthorizedForSourceException"] * 2, answer
+    hostile.client("sqs").list_queues(QueueNamePrefix="after-the-forgeries")
+    watch_until(
+        hostile,
+        lambda: SessionActivity.objects.filter(
+            request=hostile.request, action="ListQueues"
+        ).exists(),
+        "the session's next call on its record",
+    )
+    watch_poll(wait_seconds=1)
+    # (The fixture's own set-up, the role's admin policy, is a real tampering alarm.)
+    alarms = SecurityAlarm.objects.filter(kind="watch_tampering", profile=hostile.aws.profile)
+    assert not alarms.filter(detail__action="events:DisableRule").exists()
+    assert not alarms.filter(detail__event_id__in=forged_ids).exists()
+    assert not SessionActivity.objects.filter(event_id__in=forged_ids).exists()
+    assert not [p for p in PoisonMessage.objects.all() if any(i in p.body for i in forged_ids)]
+
+
+def test_a_session_cannot_chain_into_another_role_even_where_persistence_is_allowed(hostile):
+    provisioner, account = hostile.provisioner("iam"), hostile.aws.profile.account_id
+    other = f"ops-admin-{hostile.source_identity[:8]}"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    other_arn = provisioner.create_role(RoleName=other, AssumeRolePolicyDocument=json.dumps(trust))[
+        "Role"
+    ]["Arn"]
+    provisioner.attach_role_policy(
+        RoleName=other, PolicyArn=session_admin_policy_arn(hostile.aws.sandbox)
+    )
+    sts = hostile.client("sts")
+
+    def chain() -> object:
+        return sts.assume_role(RoleArn=other_arn, RoleSessionName="outlive-revocation")
+
+    try:
+        assert refused(chain) in DENIED
+        profile = hostile.aws.profile
+        profile.deny_persistence = False
+        profile.save()
+        profile_provision(
+            hostile.aws.sandbox.provisioner, profile.aws_target(), check_only=False, fix_drift=True
+        )
+        assert refused(chain) in DENIED
+        watch_until(
+            hostile,
+            lambda: SecurityAlarm.objects.filter(
+                kind="watch_tampering", profile=profile, detail__action="sts:AssumeRole"
+            ).exists(),
+            "the tampering alarm for the attempted chain",
+        )
+    finally:
+        provisioner.detach_role_policy(
+            RoleName=other, PolicyArn=session_admin_policy_arn(hostile.aws.sandbox)
+        )
+        provisioner.delete_role(RoleName=other)
+    alarm = SecurityAlarm.objects.filter(kind="watch_tampering", profile=profile).first()
+    assert f"tried sts:AssumeRole (refused: AccessDenied) on role {other_arn}" in alarm.title
+    assert alarm.request == hostile.request
 
 
 def test_after_revocation_the_session_is_refused_everything(hostile):
@@ -196,6 +349,12 @@ def test_the_admin_profile_page_shows_what_the_boundary_protects(cast):
     assert page.status_code == 200
     text = html.unescape(page.content.decode())
     assert policies.boundary_policy_arn(cast.profile.aws_target()) in text
-    for sid in ("BreakGlassProtectIdentities", "BreakGlassProtectWatch", "BreakGlassNoPersistence"):
+    for sid in (
+        "BreakGlassProtectIdentities",
+        "BreakGlassProtectWatch",
+        "BreakGlassNoRoleChaining",
+        "BreakGlassNoPersistence",
+    ):
         assert sid in text
-    assert "cloudtrail:StopLogging" in text and "iam:CreateLoginProfile" in text
+    for action in ("cloudtrail:StopLogging", "iam:CreateLoginProfile", "sqs:SendMessage"):
+        assert action in text

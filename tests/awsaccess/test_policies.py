@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from awsaccess import policies
+from awsaccess import policies, watch_routes
 from awsaccess.types import AwsTarget, Grant
 
 TARGET = AwsTarget(
@@ -109,6 +109,42 @@ def test_watch_event_pattern_matches_assume_role_of_the_role():
             "requestParameters": {"roleArn": ["arn:aws:iam::111122223333:role/breakglass-admin"]},
         },
     }
+
+
+def test_every_rule_the_portal_provisions_matches_only_aws_sources():
+    for pattern in (
+        policies.watch_event_pattern(TARGET),
+        policies.activity_event_pattern(TARGET),
+        watch_routes.changes_event_pattern(TARGET),
+        watch_routes.forwarder_event_pattern(TARGET),
+    ):
+        assert pattern["source"] in (["aws.sts"], [{"prefix": "aws."}]), pattern
+
+
+def _denied(boundary: dict) -> dict[str, list[str]]:
+    return {s["Sid"]: s["Action"] for s in boundary["Statement"] if s["Effect"] == "Deny"}
+
+
+def test_the_boundary_always_denies_role_chaining_and_sending_to_the_watch_queues():
+    for protect_persistence in (True, False):
+        denied = _denied(
+            policies.protective_boundary(TARGET, protect_persistence=protect_persistence)
+        )
+        assert denied["BreakGlassNoRoleChaining"] == ["sts:AssumeRole"]
+        assert "sqs:SendMessage" in denied["BreakGlassProtectWatch"]
+        assert "iam:Add*" in denied["BreakGlassProtectIdentities"]  # breakglass-* groups too
+
+
+def test_passing_roles_to_compute_is_a_persistence_move_a_profile_may_allow():
+    assert (
+        "iam:PassRole"
+        in _denied(policies.protective_boundary(TARGET, protect_persistence=True))[
+            "BreakGlassNoPersistence"
+        ]
+    )
+    assert "BreakGlassNoPersistence" not in _denied(
+        policies.protective_boundary(TARGET, protect_persistence=False)
+    )
 
 
 def test_it_refuses_invalid_source_identities():

@@ -1,6 +1,6 @@
 import json
 
-from awsaccess import policies
+from awsaccess import policies, watch_routes
 from awsaccess.provisioning import profile_provision
 
 
@@ -76,3 +76,43 @@ def test_drift_is_reported_not_silently_fixed(aws_sandbox, profile):
     assert statuses(fixed)["watch rule"] == "fixed"
     again = statuses(profile_provision(aws_sandbox.provisioner, profile.target, check_only=True))
     assert again["role trust policy"] == again["watch rule"] == "ok"
+
+
+def test_rules_and_boundary_from_before_issue_12_s_audit_are_drift_until_fixed(
+    aws_sandbox, profile
+):
+    """Rules that let any event source through, and a boundary that lets sessions send to the
+    watch queue or chain into other roles: what provisioning found on accounts provisioned
+    earlier. A plain run names them; `fix_drift` converges them."""
+    target, events, iam = profile.target, aws_sandbox.client("events"), aws_sandbox.client("iam")
+    for name, pattern in (
+        (policies.activity_rule_name(target.role_name), policies.activity_event_pattern(target)),
+        (
+            watch_routes.changes_rule_name(target.role_name),
+            watch_routes.changes_event_pattern(target),
+        ),
+    ):
+        del pattern["source"]
+        events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
+    earlier = policies.protective_boundary(target, protect_persistence=True)
+    earlier["Statement"] = [
+        statement
+        for statement in earlier["Statement"]
+        if statement["Sid"] != "BreakGlassNoRoleChaining"
+    ]
+    watch = next(s for s in earlier["Statement"] if s["Sid"] == "BreakGlassProtectWatch")
+    watch["Action"].remove("sqs:SendMessage")
+    iam.create_policy_version(
+        PolicyArn=policies.boundary_policy_arn(target),
+        PolicyDocument=json.dumps(earlier),
+        SetAsDefault=True,
+    )
+    drifted = ("activity rule", "changes rule", "role boundary policy")
+
+    found = statuses(profile_provision(aws_sandbox.provisioner, target, check_only=False))
+    assert {resource: found[resource] for resource in drifted} == dict.fromkeys(drifted, "drift")
+
+    fixed = profile_provision(aws_sandbox.provisioner, target, check_only=False, fix_drift=True)
+    assert {r: statuses(fixed)[r] for r in drifted} == dict.fromkeys(drifted, "fixed")
+    again = profile_provision(aws_sandbox.provisioner, target, check_only=True)
+    assert set(statuses(again).values()) == {"ok"}

@@ -1,6 +1,6 @@
 """Driving a request through its real lifecycle in-process, against the AWS sandbox."""
 
-from approvals.models import AccessRequest, Status
+from approvals.models import AccessRequest, SecurityAlarm, Status
 from approvals.services.grants import request_activate, request_revocation_drive
 from approvals.services.requests import request_approve, request_revoke
 from tests.conftest import fresh_code
@@ -30,3 +30,13 @@ def revoked_request(cast, profile, **overrides) -> AccessRequest:
     access_request.refresh_from_db()
     assert access_request.status == Status.REVOKED
     return access_request
+
+
+def tampering_alarm(watched, action: str) -> SecurityAlarm:
+    """Run the watcher until it raises the real-time tampering alarm naming `action`."""
+
+    def raised() -> bool:
+        return SecurityAlarm.objects.filter(kind="watch_tampering", detail__action=action).exists()
+
+    watched.poll_until(raised, timeout=30)
+    return SecurityAlarm.objects.get(kind="watch_tampering", detail__action=action)

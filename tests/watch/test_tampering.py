@@ -18,6 +18,7 @@ from approvals.services.guard import guard_check
 from awsaccess import policies
 from awsaccess.provisioning import profile_provision
 from awsaccess.sandbox.bootstrap import TRAIL
+from tests.watch.helpers import revoked_request, tampering_alarm
 
 ALARM_WITHIN_SECONDS = 10
 HARMLESS = json.dumps(
@@ -61,6 +62,17 @@ def _open_queue_policy(scene: dict) -> None:
     sqs.set_queue_attributes(
         QueueUrl=scene["queue_url"], Attributes={"Policy": json.dumps(current)}
     )
+
+
+def _trust_widen(scene: dict) -> None:
+    trust = scene["iam"].get_role(RoleName=scene["role"])["Role"]["AssumeRolePolicyDocument"]
+    trust["Statement"][0]["Principal"] = {"AWS": "*"}
+    scene["iam"].update_assume_role_policy(RoleName=scene["role"], PolicyDocument=json.dumps(trust))
+
+
+def _watch_rule_delete(scene: dict) -> None:
+    scene["events"].remove_targets(Rule=scene["watch"], Ids=[policies.WATCH_TARGET_ID])
+    scene["events"].delete_rule(Name=scene["watch"])
 
 
 SABOTAGES = {
@@ -109,39 +121,30 @@ SABOTAGES = {
         drift=f"trail {TRAIL}: is not logging",
         undo=lambda s: s["cloudtrail"].start_logging(Name=TRAIL),
     ),
+    "a widened trust policy": Sabotage(
+        act=_trust_widen,
+        action="iam:UpdateAssumeRolePolicy",
+        drift="role trust policy: statement BreakGlassPrincipalOnly: Principal changed",
+    ),
+    "removed rule targets": Sabotage(
+        act=lambda s: s["events"].remove_targets(
+            Rule=policies.activity_rule_name(s["role"]), Ids=[policies.WATCH_TARGET_ID]
+        ),
+        action="events:RemoveTargets",
+        drift="activity rule target: missing",
+    ),
+    "a deleted rule": Sabotage(
+        act=_watch_rule_delete,
+        action="events:DeleteRule",
+        drift="watch rule: missing",
+    ),
+    "a trail narrowed to its home region": Sabotage(
+        act=lambda s: s["cloudtrail"].update_trail(Name=TRAIL, IsMultiRegionTrail=False),
+        action="cloudtrail:UpdateTrail",
+        drift="trails: no logging trail records every management event",
+        undo=lambda s: s["cloudtrail"].update_trail(Name=TRAIL, IsMultiRegionTrail=True),
+    ),
 }
-
-
-@pytest.fixture
-def scene(watched) -> dict:
-    sandbox, profile = watched.aws.sandbox, watched.profile
-    target = profile.aws_target()
-    sqs = sandbox.client("sqs", region_name=profile.region)
-    watch = policies.watch_name(target.role_name)
-    queue_url = sqs.get_queue_url(QueueName=watch)["QueueUrl"]
-    return {
-        "iam": sandbox.client("iam", region_name="us-east-1"),
-        "events": sandbox.client("events", region_name=profile.region),
-        "cloudtrail": sandbox.client("cloudtrail", region_name=profile.region),
-        "sqs": sqs,
-        "queue_url": queue_url,
-        "queue_arn": sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"],
-        "role": target.role_name,
-        "principal": target.principal_arn.rsplit("/", 1)[-1],
-        "watch": watch,
-        "target": target,
-        "sandbox": sandbox,
-    }
-
-
-def tampering_alarm(watched, action: str) -> SecurityAlarm:
-    def raised() -> bool:
-        return SecurityAlarm.objects.filter(kind="watch_tampering", detail__action=action).exists()
-
-    watched.poll_until(raised, timeout=30)
-    return SecurityAlarm.objects.get(kind="watch_tampering", detail__action=action)
 
 
 @pytest.mark.parametrize("name", list(SABOTAGES))
@@ -166,8 +169,6 @@ def test_each_sabotage_is_alarmed_in_seconds_and_named_by_check_guard(watched, s
 
 
 def test_the_broker_s_own_revocation_writes_raise_no_tampering_alarm(watched, scene):
-    from tests.watch.helpers import revoked_request
-
     revoked_request(watched.cast, watched.profile)
     watched.aws.sandbox.trail_idle()
     watched.poll_until(lambda: True)
@@ -191,12 +192,15 @@ def test_a_queue_policy_that_blinds_the_watch_is_named_by_the_guard(watched, sce
     assert guard_check()[0].intact
 
 
-def test_a_managed_policy_attached_to_the_role_is_alarmed_and_named(watched, scene):
+@pytest.mark.parametrize("listed", [True, False], ids=["listed", "not listed"])
+def test_a_managed_policy_attached_to_the_role_is_alarmed(watched, scene, listed):
+    # The guard compares the role's managed policies only with a list to compare against
+    # (guard_expectation says why); the real-time alarm does not need one.
     profile = watched.profile
-    attached = scene["iam"].list_attached_role_policies(RoleName=scene["role"])["AttachedPolicies"]
-    profile.role_policy_arns = "\n".join(policy["PolicyArn"] for policy in attached)
-    profile.save()
-    assert guard_check()[0].intact
+    if listed:
+        attached = scene["iam"].list_attached_role_policies(RoleName=scene["role"])
+        profile.role_policy_arns = "\n".join(p["PolicyArn"] for p in attached["AttachedPolicies"])
+        profile.save()
     extra = f"arn:aws:iam::{profile.account_id}:policy/breakglass-extra-{uuid.uuid4().hex[:8]}"
     scene["iam"].create_policy(PolicyName=extra.rsplit("/", 1)[-1], PolicyDocument=HARMLESS)
     started = time.time()
@@ -206,4 +210,17 @@ def test_a_managed_policy_attached_to_the_role_is_alarmed_and_named(watched, sce
     alarm = tampering_alarm(watched, "iam:AttachRolePolicy")
     assert alarm.opened_at.timestamp() - started <= ALARM_WITHIN_SECONDS
     drifts = [f"{d.resource}: {d.change}" for d in guard_check()[0].drifts]
-    assert drifts == [f"role managed policies: {extra} attached, the profile does not list it"]
+    named = [f"role managed policies: {extra} attached, the profile does not list it"]
+    assert drifts == (named if listed else [])
+
+
+def test_a_purged_queue_is_alarmed_though_the_guard_has_nothing_to_see(watched, scene):
+    # The watch is intact; only what it had not read yet is gone. The alarm is the witness.
+    started = time.time()
+
+    scene["sqs"].purge_queue(QueueUrl=scene["queue_url"])
+
+    alarm = tampering_alarm(watched, "sqs:PurgeQueue")
+    assert alarm.opened_at.timestamp() - started <= ALARM_WITHIN_SECONDS
+    assert "breakglass-provisioner did sqs:PurgeQueue" in alarm.title
+    assert guard_check()[0].intact

@@ -20,6 +20,7 @@ TARGET = AwsTarget(
 )
 OTHER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/someone-else"
 
+PORTAL_RULES = ("watch", "activity", "changes", "forwarder")
 PATTERNS = {
     "watch": policies.watch_event_pattern(TARGET),
     "activity": policies.activity_event_pattern(TARGET),
@@ -82,6 +83,12 @@ EVENTS = [
     _event("cloudtrail.amazonaws.com", "StopLogging", read_only=False, parameters={},
            identity=_session(OTHER_ROLE)),
 ]  # fmt: skip
+# What anyone allowed events:PutEvents may send: CloudTrail-shaped, any source but "aws.*".
+FORGED = [
+    {**event, "source": "forged.by.session"}
+    for event in (EVENTS[0], EVENTS[2], EVENTS[3], EVENTS[4], EVENTS[7], EVENTS[9])
+]
+EVENTS += FORGED
 
 
 def _sandbox_decides(pattern: dict, event: dict) -> bool:
@@ -99,6 +106,12 @@ def test_the_sandbox_matcher_decides_every_portal_pattern_as_moto_does():
     for label in PATTERNS.keys() - {"empty"}:
         outcomes = {decisions[label, n] for n in range(len(EVENTS))}
         assert outcomes == {True, False}, label
+
+
+def test_no_portal_pattern_matches_an_event_an_aws_service_did_not_emit():
+    portal = {label: pattern for label, pattern in PATTERNS.items() if label in PORTAL_RULES}
+    for (label, pattern), event in itertools.product(portal.items(), FORGED):
+        assert not _sandbox_decides(pattern, event), (label, event["detail"]["eventName"])
 
 
 def test_a_disabled_rule_matches_nothing():
