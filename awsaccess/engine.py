@@ -20,12 +20,11 @@ from awsaccess.clients import ClientFactory
 from awsaccess.errors import (
     AwsError,
     PermanentAwsError,
-    TransientAwsError,
     aws_call,
     error_code,
     translate,
 )
-from awsaccess.role_space import RoleSpace
+from awsaccess.role_space import RevocationUnconfirmedError, RoleSpace
 from awsaccess.types import AwsConnection, AwsTarget, Grant, IssuedCredentials, PrincipalKeys
 
 if TYPE_CHECKING:
@@ -43,14 +42,6 @@ _PRINCIPAL_ARN = re.compile(
 
 class GrantExpiredError(Exception):
     """The grant's expiry has passed; AWS would refuse to issue anyway."""
-
-
-class RevocationUnconfirmedError(TransientAwsError):
-    """AWS does not hold what the revocation wrote (a session of the role racing us, or someone
-    else's write): not confirmed, and retried like any AWS error that may pass."""
-
-    def __init__(self, operation: str, reason: str) -> None:
-        super().__init__(operation, "RevocationUnconfirmed", reason)
 
 
 @dataclass(frozen=True)
@@ -234,21 +225,6 @@ class AccessEngine(RoleSpace):
             if other != name and policies.revocation_request_id(other) == grant.request_id:
                 self._delete_role_policy(target, other)
         return None
-
-    def _role_policy_confirm(self, target: AwsTarget, name: str, document: dict) -> None:
-        try:
-            with aws_call("iam:GetRolePolicy"):
-                live = self._iam().get_role_policy(RoleName=target.role_name, PolicyName=name)
-        except PermanentAwsError as error:
-            if error.code != "NoSuchEntity":
-                raise
-            raise RevocationUnconfirmedError(
-                "iam:GetRolePolicy", "the deny just written is gone"
-            ) from None
-        if not policies.same_document(live["PolicyDocument"], document):
-            raise RevocationUnconfirmedError(
-                "iam:GetRolePolicy", "the role holds another document than the deny written"
-            )
 
     def _principal_restrict(self, target: AwsTarget, expected: PrincipalExpectation) -> None:
         """Leave the principal with the live requests' exact grants and the portal's key only;

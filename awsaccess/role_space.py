@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from awsaccess import policies
-from awsaccess.errors import PermanentAwsError, aws_call, error_code, translate
+from awsaccess.errors import (
+    PermanentAwsError,
+    TransientAwsError,
+    aws_call,
+    error_code,
+    translate,
+)
 from awsaccess.types import AwsTarget, Grant
 
 if TYPE_CHECKING:
@@ -36,6 +42,14 @@ def _older_sessions_deny(document: object) -> bool:
         datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     )
     return policies.same_document(document, expected)
+
+
+class RevocationUnconfirmedError(TransientAwsError):
+    """AWS does not hold what the revocation wrote (a session of the role racing us, or someone
+    else's write): not confirmed, and retried like any AWS error that may pass."""
+
+    def __init__(self, operation: str, reason: str) -> None:
+        super().__init__(operation, "RevocationUnconfirmed", reason)
 
 
 class RoleSpace:
@@ -93,11 +107,29 @@ class RoleSpace:
         self._put_role_policy(target, first, wide)
         for name in rest:
             self._delete_role_policy(target, name)
-        self._put_role_policy(
-            target, policies.revoke_older_sessions_policy_name(issued_before, not_after), wide
+        older_name = policies.revoke_older_sessions_policy_name(issued_before, not_after)
+        self._put_role_policy(target, older_name, wide)
+        # Every revoked request now relies on it: confirmed before the last copy goes.
+        self._role_policy_confirm(
+            target, older_name, policies.revoke_older_sessions_policy(issued_before)
         )
         self._delete_role_policy(target, first)
         return issued_before
+
+    def _role_policy_confirm(self, target: AwsTarget, name: str, document: dict) -> None:
+        try:
+            with aws_call("iam:GetRolePolicy"):
+                live = self._iam().get_role_policy(RoleName=target.role_name, PolicyName=name)
+        except PermanentAwsError as error:
+            if error.code != "NoSuchEntity":
+                raise
+            raise RevocationUnconfirmedError(
+                "iam:GetRolePolicy", "the deny just written is gone"
+            ) from None
+        if not policies.same_document(live["PolicyDocument"], document):
+            raise RevocationUnconfirmedError(
+                "iam:GetRolePolicy", "the role holds another document than the deny written"
+            )
 
     def _counterfeits_prune(
         self, target: AwsTarget, revoked_by_us: Callable[[str], bool] | None

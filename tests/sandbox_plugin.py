@@ -117,6 +117,18 @@ class AwsSandbox:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return json.loads(response.read())["Entries"]
 
+    def iam_stale_reads(self, role_name: str, reads: int) -> None:
+        """IAM's eventual consistency for one role: its next `reads` GetRolePolicy answers do
+        not see its inline policies yet (0 switches it off)."""
+        request = urllib.request.Request(  # noqa: S310 (loopback sandbox)
+            f"{self.endpoint_url}/_sandbox/iam/stale-reads",
+            data=json.dumps({"role": role_name, "reads": reads}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            assert response.status == 200
+
     def client(self, service: str, connection: AwsConnection | None = None, **kwargs: str):
         connection = connection or self.provisioner
         return boto3.client(

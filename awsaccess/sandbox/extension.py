@@ -29,6 +29,7 @@ from awsaccess.sandbox import (
     boundaries,
     calls,
     clock,
+    consistency,
     event_sources,
     json_errors,
     mfa,
@@ -455,6 +456,7 @@ def install() -> None:
     IAMBackend.put_user_policy = _put_user_policy  # type: ignore[method-assign]  # patching moto in place
     json_errors.install()
     boundaries.install()
+    consistency.install()
     event_sources.install()
     mfa.install()
     object_lock.install()

@@ -1,5 +1,6 @@
 """Serve moto plus the sandbox extension, and a tiny `/_sandbox/` control API (health, clock,
-CloudTrail delivery switch and recent records, events as AWS services emit them)."""
+CloudTrail delivery switch and recent records, events as AWS services emit them, IAM reads that
+lag writes)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from urllib.parse import parse_qs
 import moto
 from werkzeug.serving import run_simple
 
-from awsaccess.sandbox import calls, clock, delivery, dispatch, event_sources, extension, history
+from awsaccess.sandbox import (
+    calls,
+    clock,
+    consistency,
+    delivery,
+    dispatch,
+    event_sources,
+    extension,
+    history,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +87,18 @@ def _service_events(environ: dict, start_response: StartResponse) -> Iterable[by
     return _json(start_response, "200 OK", {"Entries": answer})
 
 
+def _iam_stale_reads(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+    """POST {"role": NAME, "reads": N}: the role's next N GetRolePolicy reads lag its writes."""
+    if environ.get("REQUEST_METHOD") != "POST":
+        return _json(start_response, "405 Method Not Allowed", {"error": "POST only"})
+    try:
+        body = _read_json(environ)
+        lagging = consistency.stale_reads_set(str(body["role"]), int(body["reads"]))
+    except (ValueError, KeyError, TypeError):
+        return _json(start_response, "400 Bad Request", {"error": "need role and reads"})
+    return _json(start_response, "200 OK", {"stale_reads": lagging})
+
+
 def build_app() -> Callable[[dict, StartResponse], Iterable[bytes]]:
     extension.install()
     delivery.install()
@@ -112,6 +134,8 @@ def build_app() -> Callable[[dict, StartResponse], Iterable[bytes]]:
             return _cloudtrail_events(environ, start_response)
         if path == "/_sandbox/events":
             return _service_events(environ, start_response)
+        if path == "/_sandbox/iam/stale-reads":
+            return _iam_stale_reads(environ, start_response)
         return moto_app(environ, start_response)
 
     return app

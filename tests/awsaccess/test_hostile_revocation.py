@@ -7,10 +7,13 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from approvals.models import Status
-from approvals.services.grants import _aws_grant
+from approvals.models import IssuedCredential, Status
+from approvals.services.grants import _aws_grant, request_revocation_drive
+from approvals.services.requests import request_revoke
 from awsaccess import policies, runtime
+from awsaccess.engine import RevocationUnconfirmedError
 from tests.awsaccess.hostile import HostileSession, hostile_session
+from tests.conftest import fresh_code
 from tests.watch.helpers import active_request
 
 HARMLESS = {
@@ -117,3 +120,30 @@ def test_the_other_live_grants_are_kept_and_a_tampered_one_is_restored(hostile):
     held = iam.get_user_policy(UserName=hostile.principal_name, PolicyName=other_grant)
     expected = policies.grant_policy(hostile.aws.profile.aws_target(), _aws_grant(other))
     assert policies.same_document(held["PolicyDocument"], expected)
+
+
+def test_revoked_is_recorded_only_once_aws_shows_the_exact_deny(hostile):
+    """IAM is eventually consistent: while reads of the role do not show the deny just written,
+    the revocation is not confirmed, the request stays REVOKING with its credentials kept on
+    record, and the retry confirms it once AWS does."""
+    request_revoke(
+        access_request_id=hostile.request.pk,
+        actor=hostile.cast.requester,
+        otp_code=fresh_code(hostile.cast.requester),
+        reason="Hostile session: revoke now.",
+    )
+    hostile.aws.sandbox.iam_stale_reads(hostile.role_name, 1000)
+    try:
+        with pytest.raises(RevocationUnconfirmedError, match="the deny just written is gone"):
+            request_revocation_drive(access_request_id=hostile.request.pk)
+        hostile.request.refresh_from_db()
+        assert hostile.request.status == Status.REVOKING
+        assert IssuedCredential.objects.get(request=hostile.request).wiped_at is None
+        assert not hostile.request.events.filter(code="approvals.request.revoked").exists()
+    finally:
+        hostile.aws.sandbox.iam_stale_reads(hostile.role_name, 0)
+
+    assert request_revocation_drive(access_request_id=hostile.request.pk)  # the retry
+
+    hostile.request.refresh_from_db()
+    assert hostile.request.status == Status.REVOKED and not hostile.works()
