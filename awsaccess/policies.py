@@ -213,6 +213,35 @@ def parse_revocation_policy_name(name: str) -> tuple[str | None, datetime] | Non
     return match["request_id"], until
 
 
+def is_older_sessions_deny(document: object) -> bool:
+    """The document is the revoke-older-sessions deny (of whatever moment)."""
+    normalized = normalize(document)
+    statements = normalized.get("Statement") if isinstance(normalized, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or len(statements) != 1:
+        return False
+    moment = statements[0].get("Condition", {}).get("DateLessThan", {}).get("aws:TokenIssueTime")
+    if not isinstance(moment, str):
+        return False
+    try:
+        issued_before = datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return False
+    return same_document(document, revoke_older_sessions_policy(issued_before))
+
+
+def is_revocation_deny(name: str, document: object) -> bool:
+    """The policy `name` holds exactly the deny its name says: the request's, or the
+    revoke-older-sessions one. A deny's name alone proves nothing (anyone may choose it)."""
+    parsed = parse_revocation_policy_name(name)
+    if parsed is None:
+        return False
+    if parsed[0] is None:
+        return is_older_sessions_deny(document)
+    return same_document(document, revocation_policy(parsed[0]))
+
+
 def revocation_request_id(name: str) -> str | None:
     parsed = parse_revocation_policy_name(name)
     return parsed[0] if parsed else None

@@ -27,23 +27,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _older_sessions_deny(document: object) -> bool:
-    """The document is the revoke-older-sessions deny (of whatever moment)."""
-    normalized = policies.normalize(document)
-    statements = normalized.get("Statement") if isinstance(normalized, dict) else None
-    if isinstance(statements, dict):
-        statements = [statements]
-    if not isinstance(statements, list) or len(statements) != 1:
-        return False
-    moment = statements[0].get("Condition", {}).get("DateLessThan", {}).get("aws:TokenIssueTime")
-    if not isinstance(moment, str):
-        return False
-    expected = policies.revoke_older_sessions_policy(
-        datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    )
-    return policies.same_document(document, expected)
-
-
 class RevocationUnconfirmedError(TransientAwsError):
     """AWS does not hold what the revocation wrote (a session of the role racing us, or someone
     else's write): not confirmed, and retried like any AWS error that may pass."""
@@ -139,7 +122,6 @@ class RoleSpace:
         fallback, which cuts every live grant); returns how many."""
         pruned = 0
         for name in self._revocation_policy_names(target):
-            parsed = policies.parse_revocation_policy_name(name)
             try:
                 with aws_call("iam:GetRolePolicy"):
                     live = self._iam().get_role_policy(RoleName=target.role_name, PolicyName=name)
@@ -147,12 +129,10 @@ class RoleSpace:
                 if error.code == "NoSuchEntity":
                     continue
                 raise
-            if parsed is not None and parsed[0] is not None:
-                genuine = policies.same_document(
-                    live["PolicyDocument"], policies.revocation_policy(parsed[0])
-                ) and (revoked_by_us is None or revoked_by_us(parsed[0]))
-            else:
-                genuine = parsed is not None and _older_sessions_deny(live["PolicyDocument"])
+            request_id = policies.revocation_request_id(name)  # None: the older-sessions deny
+            genuine = policies.is_revocation_deny(name, live["PolicyDocument"]) and (
+                request_id is None or revoked_by_us is None or revoked_by_us(request_id)
+            )
             if not genuine:
                 logger.warning("deleting counterfeit revocation policy %s", name)
                 self._delete_role_policy(target, name)

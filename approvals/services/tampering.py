@@ -97,8 +97,24 @@ def _broker_routine(record: dict[str, Any], action: str, actor: str) -> bool:
     except AwsError:
         return False  # unknown broker: better an alarm too many
     key, prefix = _BROKER_ROUTINE[action]
-    parameters = record.get("requestParameters") or {}
-    return actor == broker and str(parameters.get(key, "")).startswith(prefix)
+    parameters = _object(record.get("requestParameters"))
+    name = str(parameters.get(key, ""))
+    if actor != broker or not name.startswith(prefix):
+        return False
+    if action == "iam:PutRolePolicy":  # a deny's name proves nothing: its content must be one
+        return policies.is_revocation_deny(name, _policy_document(parameters))
+    return True
+
+
+def _policy_document(parameters: dict[str, Any]) -> object:
+    """The policy a Put*Policy record wrote (CloudTrail gives it as JSON text), or None."""
+    document = parameters.get("policyDocument")
+    if isinstance(document, str):
+        try:
+            return json.loads(document)
+        except ValueError:
+            return None
+    return document
 
 
 def tampering_from(

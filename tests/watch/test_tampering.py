@@ -224,3 +224,21 @@ def test_a_purged_queue_is_alarmed_though_the_guard_has_nothing_to_see(watched, 
     assert alarm.opened_at.timestamp() - started <= ALARM_WITHIN_SECONDS
     assert "breakglass-provisioner did sqs:PurgeQueue" in alarm.title
     assert guard_check()[0].intact
+
+
+def test_a_broker_write_under_a_deny_name_that_is_no_deny_is_alarmed(watched, scene):
+    """From the attacker's side, with the broker's stolen keys: a policy named like a revocation
+    deny but allowing everything is not the broker's routine, whatever its name."""
+    broker_iam = scene["sandbox"].client("iam", scene["sandbox"].broker, region_name="us-east-1")
+    name = f"breakglass-revoked-{uuid.uuid4()}-until-20991231T000000Z"
+    allow_all = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
+
+    broker_iam.put_role_policy(
+        RoleName=scene["role"], PolicyName=name, PolicyDocument=json.dumps(allow_all)
+    )
+
+    alarm = tampering_alarm(watched, "iam:PutRolePolicy")
+    assert "breakglass-broker did iam:PutRolePolicy" in alarm.title
