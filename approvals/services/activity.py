@@ -105,8 +105,9 @@ def session_call_explain(
     `lookups`: the batch's reads, shared between its calls."""
     lookups = lookups or CallLookups(profile)
     session = call.access_key_id or call.session_arn
-    if offline_kit.is_offline_identity(call.source_identity):
+    if offline_kit.is_offline_identity(call.source_identity) and call.role_arn == profile.role_arn:
         # A session of an offline kit's opening: its calls go on the opening's record (issue 18).
+        # A session of another role carrying the same identity opens nothing: alarmed below.
         opening = offline_kit.offline_call_request(
             source_identity=call.source_identity, profile=profile, seen_at=call.event_time
         )

@@ -8,22 +8,20 @@ Each opening (one `offline-<kit>-<time>` source identity) becomes an incident re
 first: the AssumeRole, a call of the session, or the custodians' imported record.
 """
 
-import json
 import logging
 import math
-import os
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals import offline_kit_format as kit_format
-from approvals.errors import NotAllowed, NotFound, RequestInvalid
+from approvals.errors import NotAllowed, NotFound, PortalError, RequestInvalid
 from approvals.models import (
     AccessProfile,
     AccessRequest,
@@ -34,6 +32,7 @@ from approvals.models import (
     RequestKind,
     Status,
 )
+from approvals.services import offline_kit_files as kit_files
 from approvals.services.alarms import alarm_open
 from approvals.services.grants import request_revocation_drive
 from approvals.services.lifecycle import request_move
@@ -65,39 +64,6 @@ def is_offline_identity(source_identity: str) -> bool:
 # -- creating and rotating ---------------------------------------------------------------------
 
 
-def _out_dir_ready(out_dir: Path, custodians: list[str], kit_id: str) -> None:
-    """The directory exists (created 0700) and no file of this kit would be overwritten."""
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    clashes = [
-        name
-        for name in (f"kit-{kit_id}.json", *(f"share-{c}.txt" for c in custodians))
-        if (out_dir / name).exists()
-    ]
-    if clashes:
-        raise RequestInvalid(f"{out_dir} already holds {clashes[0]}: use an empty directory")
-
-
-def _private_write(path: Path, text: str) -> None:
-    """Shares are secrets: 0600 from the first byte, never overwritten."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def _kit_files_write(
-    out_dir: Path, kit_id: str, sealed: kit_format.SealedKit
-) -> tuple[Path, dict[str, Path]]:
-    """The kit file and one share file per custodian, written under out_dir."""
-    kit_file = out_dir / f"kit-{kit_id}.json"
-    # Indented for people; the fingerprint and the seal cover its canonical form.
-    kit_file.write_text(json.dumps(sealed.document, indent=2, sort_keys=True) + "\n")
-    share_files = {}
-    for custodian, text in sealed.shares.items():
-        share_files[custodian] = out_dir / f"share-{custodian}.txt"
-        _private_write(share_files[custodian], text)
-    return kit_file, share_files
-
-
 def _kit_issue(
     *,
     profile: AccessProfile,
@@ -113,7 +79,7 @@ def _kit_issue(
     except ValueError as exc:
         raise RequestInvalid(str(exc)) from None
     kit_id = secrets.token_hex(5)
-    _out_dir_ready(out_dir, custodians, kit_id)
+    kit_files.out_dir_ready(out_dir, custodians, kit_id)
     principal_arn = aws_kit.offline_principal_arn(profile.account_id, profile.slug)
     aws_kit.offline_principal_ensure(connection, profile.aws_target(), principal_arn)
     issued = aws_kit.offline_credentials_issue(connection, principal_arn, kit_id)
@@ -138,7 +104,7 @@ def _kit_issue(
             secret_access_key=issued.secret_access_key,
             mfa_seed=issued.mfa_seed,
         )
-        kit_file, share_files = _kit_files_write(out_dir, kit_id, sealed)
+        kit_file, share_files = kit_files.kit_files_write(out_dir, kit_id, sealed)
     except BaseException:
         aws_kit.offline_credentials_retire(
             connection, principal_arn, issued.access_key_id, issued.mfa_serial
@@ -206,6 +172,15 @@ def kit_create(
     return files
 
 
+def _kit_to_rotate(kit_id: str) -> OfflineKit:
+    kit = OfflineKit.objects.select_related("profile", "replaced_by").filter(pk=kit_id).first()
+    if kit is None:
+        raise NotFound(f"unknown offline kit {kit_id!r}")
+    if kit.state == KitState.ROTATED:
+        raise NotAllowed(f"kit {kit.id} was rotated already (by {kit.replaced_by_id})")
+    return kit
+
+
 def kit_rotate(
     *,
     kit_id: str,
@@ -216,11 +191,12 @@ def kit_rotate(
 ) -> KitFiles:
     """A new key, MFA device and shares; the old key and device deleted (so the old shares
     open nothing) and the old kit's live sessions revoked. Recorded on the system chain."""
-    old = OfflineKit.objects.select_related("profile").filter(pk=kit_id).first()
-    if old is None:
-        raise NotFound(f"unknown offline kit {kit_id!r}")
-    if old.state == KitState.ROTATED:
-        raise NotAllowed(f"kit {old.id} was rotated already (by {old.replaced_by_id})")
+    old = _kit_to_rotate(kit_id)
+    if old.replaced_by_id:
+        raise NotAllowed(
+            f"kit {old.id} was replaced by {old.replaced_by_id} but is not retired yet: "
+            f"finish that rotation (kit_rotate {old.id} without --out) before another"
+        )
     new, files = _kit_issue(
         profile=old.profile,
         custodians=custodians or list(old.custodians),
@@ -228,13 +204,35 @@ def kit_rotate(
         out_dir=out_dir,
         connection=connection,
     )
+    # The new kit is on record before the old key goes: if retiring fails, the state says
+    # what is still live and a rerun finishes the rotation without issuing a third kit.
     with transaction.atomic():
         new.save(force_insert=True)
         OfflineKit.objects.filter(pk=old.pk).update(replaced_by=new)
+    _rotation_finish(old, new, connection, resumed=False)
+    return files
+
+
+def kit_rotation_finish(*, kit_id: str, connection: AwsConnection) -> OfflineKit | None:
+    """Finish a rotation that issued the new kit but failed before retiring the old one →
+    the new kit (its files are where that run wrote them), or None if there is none to finish."""
+    old = _kit_to_rotate(kit_id)
+    if old.replaced_by is None:
+        return None
+    _rotation_finish(old, old.replaced_by, connection, resumed=True)
+    return old.replaced_by
+
+
+def _rotation_finish(
+    old: OfflineKit, new: OfflineKit, connection: AwsConnection, *, resumed: bool
+) -> None:
     revoked = _openings_revoke(old)
-    aws_kit.offline_credentials_retire(
-        connection, old.principal_arn, old.access_key_id, old.mfa_serial
-    )
+    try:
+        aws_kit.offline_credentials_retire(
+            connection, old.principal_arn, old.access_key_id, old.mfa_serial
+        )
+    except AwsError as exc:
+        _rotation_stuck(old, new, exc)
     with transaction.atomic():
         now = timezone.now()
         OfflineKit.objects.filter(pk=old.pk).update(state=KitState.ROTATED, rotated_at=now)
@@ -248,9 +246,32 @@ def kit_rotate(
                 "new_access_key_id": new.access_key_id,
                 "old_key_deleted": old.access_key_id,
                 "sessions_revoked": revoked,
+                "resumed": resumed,
             },
         )
-    return files
+
+
+def _rotation_stuck(old: OfflineKit, new: OfflineKit, exc: AwsError) -> NoReturn:
+    """The old key could not be deleted: two live kits, and the old (maybe exposed) shares
+    still open the role. Recorded, alarmed, and refused loudly with the way out."""
+    still_live = (
+        f"kit {old.id}'s key {old.access_key_id} and MFA device {old.mfa_serial} are still "
+        f"live (its shares still open {old.profile.slug}) beside new kit {new.id}"
+    )
+    detail = {"replaced_by": new.id, "error": str(exc)[:500]}
+    _kit_event(old, "approvals.kit.rotation_incomplete", detail)
+    alarm_open(
+        kind="offline_kit_rotation_incomplete",
+        title=f"Rotation of offline kit {old.id} did not finish: {still_live}",
+        dedup_key=f"offline-rotation:{old.id}",
+        detail={"kit": old.id, **detail},
+        profile=old.profile,
+    )
+    raise PortalError(
+        f"ROTATION NOT FINISHED: {still_live}. AWS refused to retire it ({exc}). Fix that, "
+        f"then run kit_rotate {old.id} again: it finishes without issuing another kit",
+        code="rotation_incomplete",
+    ) from exc
 
 
 def _openings_revoke(kit: OfflineKit) -> list[str]:
@@ -291,23 +312,38 @@ def _kit_named(source_identity: str, profile: AccessProfile) -> tuple[OfflineKit
     return kit, ""
 
 
+def _key_holders(principal_arn: str, profile: AccessProfile) -> str:
+    """When the caller is an offline user, whose kits' key it used: the shares were combined
+    (or the key leaked) even if no opening is on the record, so security is told to rotate."""
+    live = OfflineKit.objects.filter(profile=profile, principal_arn=principal_arn).exclude(
+        state=KitState.ROTATED
+    )
+    ids = ", ".join(sorted(live.values_list("id", flat=True)))
+    return f", with the key of kit {ids}: rotate it" if ids else ""
+
+
 def offline_use_explain(*, use: Any, profile: AccessProfile) -> tuple[AccessRequest | None, str]:
     """An AssumeRole with an `offline-` source identity (an approvals.watch_events.RoleUse) →
-    (the opening's incident request, "") or (None, why it is no kit's opening)."""
+    (the opening's incident request, "") or (None, why it is no kit's opening). Only a
+    successful AssumeRole by the named kit's own user is an opening: anything else is an
+    unexplained use, alarmed, that marks no kit exposed and opens no incident."""
     kit, why = _kit_named(use.source_identity, profile)
     if kit is None:
-        return None, why
+        return None, why + _key_holders(use.principal_arn, profile)
     if use.principal_arn != kit.principal_arn:
         return None, f"assumed by {use.principal_arn or 'unknown'}, not kit {kit.id}'s user"
     if use.error_code:
-        return None, f"an attempt to open offline kit {kit.id} that AWS refused ({use.error_code})"
+        # Signed with the kit's key: its shares were combined (or the key leaked).
+        return None, f"kit {kit.id}'s key, refused by AWS ({use.error_code}): kit_rotate {kit.id}"
     expires = _parse_time(use.credentials_expiration)
     return offline_incident_ensure(
         kit=kit, source_identity=use.source_identity, seen_at=use.event_time, expires_at=expires
     ), ""
 
 
-def offline_call_request(*, source_identity: str, profile: AccessProfile, seen_at: datetime):
+def offline_call_request(
+    *, source_identity: str, profile: AccessProfile, seen_at: datetime
+) -> AccessRequest | None:
     """The incident request of the opening whose session made a call (None: no kit's)."""
     kit, _ = _kit_named(source_identity, profile)
     if kit is None:

@@ -59,6 +59,21 @@ def session_minutes(kit: Kit, minutes: int | None) -> int:
     return wanted
 
 
+def _refused_hint(refused: StsRefused, minutes: int) -> str:
+    """What the custodians can do about AWS's refusal."""
+    if refused.code == "ValidationError" and "DurationSeconds" in refused.message:
+        # The kit stores the role's longest session as it was when the kit was made.
+        return (
+            f"The role no longer allows {minutes} minutes (its longest session was shortened "
+            f"since the kit was made): run again with a smaller --minutes; "
+            "60 or fewer works on any AWS role"
+        )
+    return (
+        "A rotated kit's shares open nothing; if this kit was opened less than 30 s ago, "
+        "wait for the next MFA code and run again"
+    )
+
+
 def _opened(kit: Kit, secrets: KitSecrets, minutes: int, now: datetime) -> dict[str, str]:
     source_identity = f"offline-{kit['kit_id']}-{now:%Y%m%dT%H%M%SZ}"
     call = AssumeRoleCall(
@@ -79,8 +94,7 @@ def _opened(kit: Kit, secrets: KitSecrets, minutes: int, now: datetime) -> dict[
         raise CliError(
             "aws_refused",
             f"AWS refused to open kit {kit['kit_id']} ({refused.code}: {refused.message}). "
-            "A rotated kit's shares open nothing; if this kit was opened less than 30 s ago, "
-            "wait for the next MFA code and run again",
+            + _refused_hint(refused, minutes),
             Exit.REFUSED,
         ) from None
     except httpx.HTTPError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config
+from breakglass_cli.kit_format import Kit, KitSecrets, kit_load, kit_unseal, share_load
 from django.core.management import call_command
 
 from approvals.models import AccessProfile
@@ -114,6 +115,24 @@ class Kits:
             approver_group=self.profile.approver_group,
         )
 
+    def stolen(self) -> tuple[Kit, KitSecrets]:
+        """A new kit and what an attacker holding its opened secrets (not just one share) has."""
+        kit_id, directory = self.create()
+        kit = kit_load(directory / f"kit-{kit_id}.json")
+        shares = [share_load(directory / f"share-{n}.txt", kit) for n in ("alice", "bob")]
+        return kit, kit_unseal(kit, shares)
+
+    def sts(self, kit: Kit, secrets: KitSecrets, region: str | None = None):
+        """STS signed with the kit's own key (what `breakglass kit open` does by hand)."""
+        return boto3.client(
+            "sts",
+            endpoint_url=self.sandbox.endpoint_url,
+            region_name=region or kit["region"],
+            aws_access_key_id=kit["access_key_id"],
+            aws_secret_access_key=secrets.secret_access_key,
+            config=Config(retries={"max_attempts": 1}),
+        )
+
     def words(self, share_file: Path, name: str) -> Path:
         """The share's words alone, as a custodian types them from paper (any case)."""
         page = share_file.read_text()
@@ -122,18 +141,22 @@ class Kits:
         return path
 
     def rotate(self, kit_id: str, *, out: str):
+        """Run kit_rotate → (new kit id, the directory holding its kit and shares)."""
         directory = self.root / out
+        lines = self.rotate_output(kit_id, "--out", str(directory))
+        return lines[-1], directory
+
+    def rotate_output(self, kit_id: str, *args: str) -> list[str]:
         stdout = io.StringIO()
         call_command(
             "kit_rotate",
             kit_id,
-            "--out",
-            str(directory),
+            *args,
             "--credentials-file",
             str(self.sandbox.state_dir / "provisioner.json"),
             stdout=stdout,
         )
-        return stdout.getvalue().strip().splitlines()[-1], directory
+        return stdout.getvalue().strip().splitlines()
 
     def open(self, kit_file: Path, *shares: Path, args: tuple[str, ...] = ()):
         """`breakglass kit open` as a custodian runs it, in a fresh working directory."""

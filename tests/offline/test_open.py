@@ -164,6 +164,25 @@ def test_the_session_cannot_outlast_the_roles_longest_session(kits):
     assert "--minutes must be 15 to 60" in done.stderr
 
 
+def test_a_role_whose_longest_session_was_shortened_since_the_kit_was_made_says_so(kits):
+    iam = kits.sandbox.client("iam", region_name="us-east-1")
+    role_name = kits.profile.role_arn.rsplit("/", 1)[1]
+    iam.update_role(RoleName=role_name, MaxSessionDuration=7200)
+    kits.profile.role_max_session_seconds = 7200
+    kits.profile.save()
+    kit_id, directory = kits.create()  # the kit remembers 2 h
+    iam.update_role(RoleName=role_name, MaxSessionDuration=3600)  # an administrator shortens it
+    shares = (directory / "share-alice.txt", directory / "share-bob.txt")
+
+    done = kits.open(directory / f"kit-{kit_id}.json", *shares, args=("--minutes", "120"))
+
+    message = _refused(done, "aws_refused")
+    assert "ValidationError" in message and "DurationSeconds" in message
+    assert "The role no longer allows 120 minutes" in message
+    assert "smaller --minutes" in message and "rotated" not in message
+    assert kits.opened(directory / f"kit-{kit_id}.json", *shares)["session_token"]  # 60 min
+
+
 def _working(kits, access_key_id: str, secret: str, token: str) -> bool:
     credentials = {
         "access_key_id": access_key_id,

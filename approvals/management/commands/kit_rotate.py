@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from approvals.errors import PortalError
-from approvals.services.offline_kit import kit_rotate
+from approvals.services.offline_kit import kit_rotate, kit_rotation_finish
 from awsaccess.errors import AwsError
 from awsaccess.runtime import provisioner_connection
 
@@ -12,12 +12,15 @@ class Command(BaseCommand):
     help = (
         "Replace an offline kit (after an opening, a drill or a lost share): a new key, MFA "
         "device and shares; the old key and device deleted, so the old shares open nothing; the "
-        "old kit's live sessions revoked. Prints the new kit id last."
+        "old kit's live sessions revoked. Run again on a kit whose rotation did not finish to "
+        "finish it (no further kit is issued). Prints the new kit id last."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("kit")
-        parser.add_argument("--out", required=True, help="directory for the new kit and shares")
+        parser.add_argument(
+            "--out", help="directory for the new kit and shares (not needed to finish a rotation)"
+        )
         parser.add_argument("--custodians", help="NAME,NAME,…: change them (default: the same)")
         parser.add_argument("--threshold", type=int, help="default: the same")
         parser.add_argument(
@@ -26,14 +29,26 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        custodians = None
-        if options["custodians"]:
-            custodians = [n.strip() for n in options["custodians"].split(",") if n.strip()]
         try:
+            connection = provisioner_connection(options["credentials_file"])
+            finished = kit_rotation_finish(kit_id=options["kit"], connection=connection)
+            if finished is not None:
+                self.stdout.write(
+                    f"kit {options['kit']}'s interrupted rotation finished: its key is deleted, "
+                    f"its shares open nothing. No new kit was issued: kit {finished.id}'s files "
+                    f"are where the first run wrote them (kit-{finished.id}.json)"
+                )
+                self.stdout.write(finished.id)
+                return
+            if not options["out"]:
+                raise CommandError("--out is required: the directory for the new kit and shares")
+            custodians = None
+            if options["custodians"]:
+                custodians = [n.strip() for n in options["custodians"].split(",") if n.strip()]
             files = kit_rotate(
                 kit_id=options["kit"],
                 out_dir=Path(options["out"]),
-                connection=provisioner_connection(options["credentials_file"]),
+                connection=connection,
                 custodians=custodians,
                 threshold=options["threshold"],
             )
