@@ -123,17 +123,13 @@ def active_one_minute_grant(live):
     return access_request
 
 
-def test_a_signed_extension_moves_the_deadline_and_the_revocation_with_it(live):
-    live.start_worker()
-    access_request = active_one_minute_grant(live)
-    deadline_in(access_request, 20)  # set-up: the first minute ends sooner
-    old_deadline = access_request.expires_at
-
+def one_more_minute_signed(live, access_request, reason: str) -> GrantExtension:
+    """The requester asks for one more minute, two approvers sign, the worker applies it."""
     extension = extension_ask(
         access_request_id=access_request.pk,
         requester=live.cast.requester,
         minutes=1,
-        reason="the failover is still replicating",
+        reason=reason,
     )
     sign(live, extension, live.cast.alice)
     sign(live, extension, live.cast.bob)
@@ -142,6 +138,16 @@ def test_a_signed_extension_moves_the_deadline_and_the_revocation_with_it(live):
         timeout=30,
         what="extension applied",
     )
+    return extension
+
+
+def test_a_signed_extension_moves_the_deadline_and_the_revocation_with_it(live):
+    live.start_worker()
+    access_request = active_one_minute_grant(live)
+    deadline_in(access_request, 20)  # set-up: the first minute ends sooner
+    old_deadline = access_request.expires_at
+
+    extension = one_more_minute_signed(live, access_request, "the failover is still replicating")
     access_request.refresh_from_db()
     new_deadline = old_deadline + timedelta(minutes=1)
     assert access_request.expires_at == new_deadline
@@ -239,19 +245,7 @@ def test_an_extension_the_current_session_outlasts_keeps_its_credentials(live):
     deadline_in(access_request, (access_request.expires_at - timezone.now()).total_seconds() - 120)
     new_deadline = access_request.expires_at + timedelta(minutes=1)
 
-    extension = extension_ask(
-        access_request_id=access_request.pk,
-        requester=live.cast.requester,
-        minutes=1,
-        reason="the last checks",
-    )
-    sign(live, extension, live.cast.alice)
-    sign(live, extension, live.cast.bob)
-    wait_until(
-        lambda: GrantExtension.objects.get(pk=extension.pk).status == ExtensionStatus.APPLIED,
-        timeout=30,
-        what="extension applied",
-    )
+    extension = one_more_minute_signed(live, access_request, "the last checks")
     access_request.refresh_from_db()
     assert access_request.expires_at == new_deadline
     assert GrantExtension.objects.get(pk=extension.pk).replaced_access_key_id == ""
