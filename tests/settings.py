@@ -62,5 +62,11 @@ else:
     # One test database per pytest run, so two runs on one machine never drop each other's.
     DATABASES["default"]["TEST"] = {"NAME": f"test_breakglass_{os.getpid()}"}  # noqa: F405
 
+# One cache namespace per pytest run (its worker and beat children inherit it): the watch's poll
+# lock and the throttles live there, and two runs on one machine must not share them.
+os.environ.setdefault("BREAKGLASS_TEST_CACHE_PREFIX", f"breakglass-test-{os.getpid()}")
+if "KEY_PREFIX" in CACHES["default"]:  # noqa: F405
+    CACHES["default"]["KEY_PREFIX"] = os.environ["BREAKGLASS_TEST_CACHE_PREFIX"]  # noqa: F405
+
 # Hashing passwords slowly protects real users, not test fixtures.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
