@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -50,8 +50,8 @@ class PrincipalExpectation:
     live requests (their exact documents) and the one access key the portal holds."""
 
     live_grants: Sequence[Grant]
-    # None: the portal can name no key of its own (its keys file is unreadable), so the
-    # principal keeps none: a key nobody can vouch for is a way back in.
+    # None: this process cannot name the portal's key (no keys file here, or it is unreadable):
+    # keys are left alone, and the caller checks that the principal holds only one.
     access_key_id: str | None
 
 
@@ -164,7 +164,6 @@ class AccessEngine(RoleSpace):
         *,
         now: datetime | None = None,
         principal: PrincipalExpectation | None = None,
-        revoked_by_us: Callable[[str], bool] | None = None,
     ) -> datetime | None:
         """Deny the request's sessions on the role, then delete the grant. → None, or the moment
         before which every session of the role was cut off because its inline policies were full
@@ -180,20 +179,14 @@ class AccessEngine(RoleSpace):
         """
         policies.check_source_identity(grant.request_id)
         now = now or _utcnow()
-        cut = self._deny_sessions(target, grant, now, revoked_by_us)
+        cut = self._deny_sessions(target, grant, now)
         self._grant_detach(target, grant)
         if principal is not None:
             self._principal_restrict(target, principal)
         logger.info("grant revoked request=%s role=%s", grant.request_id, target.role_arn)
         return cut
 
-    def _deny_sessions(
-        self,
-        target: AwsTarget,
-        grant: Grant,
-        now: datetime,
-        revoked_by_us: Callable[[str], bool] | None,
-    ) -> datetime | None:
+    def _deny_sessions(self, target: AwsTarget, grant: Grant, now: datetime) -> datetime | None:
         """Write the exact deny (PutRolePolicy is idempotent), read it back, and only then drop
         the other policies naming this request (an earlier attempt's, or planted ones). → the
         moment before which every session of the role was cut off, if the role was full."""
@@ -206,7 +199,7 @@ class AccessEngine(RoleSpace):
         except PermanentAwsError as error:
             if error.code != "LimitExceeded":
                 raise
-            cut = self._make_room(target, grant, now, revoked_by_us)
+            cut = self._make_room(target, grant, now)
             try:
                 self._put_role_policy(target, name, policies.to_json(document))
             except PermanentAwsError as retry_error:
@@ -254,7 +247,9 @@ class AccessEngine(RoleSpace):
                 raise RevocationUnconfirmedError(
                     "iam:ListUserPolicies", "the principal still holds a policy that is not a grant"
                 )
-        kept = {expected.access_key_id} - {None}
+        if expected.access_key_id is None:
+            return
+        kept = {expected.access_key_id}
         extra_keys = self._principal_key_ids(target) - kept
         for key_id in extra_keys:
             self._principal_key_delete(target, key_id)
@@ -287,6 +282,10 @@ class AccessEngine(RoleSpace):
                 if error.code != "NoSuchEntity":  # deleted meanwhile
                     raise
         return documents
+
+    def principal_key_ids(self, target: AwsTarget) -> set[str]:
+        """The access keys the break-glass principal holds (none for a role)."""
+        return self._principal_key_ids(target)
 
     def _principal_key_ids(self, target: AwsTarget) -> set[str]:
         kind, name = principal_kind_and_name(target.principal_arn)

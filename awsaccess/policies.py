@@ -242,6 +242,25 @@ def is_revocation_deny(name: str, document: object) -> bool:
     return same_document(document, revocation_policy(parsed[0]))
 
 
+def revocation_deny_plausible(name: str, target: AwsTarget, now: datetime) -> bool:
+    """Whether a revocation could have written this name by now: its not-after at most a
+    longest session (plus margin) away, and an older-sessions deny's moment not in the future.
+    A deny beyond that (planted `-until-20991231…`, or `before-<future>` cutting every session)
+    is pruned when the role's space is full, never a reason to cut every live grant. Decided
+    from AWS and the clock alone: the database must not be able to excuse a deny away."""
+    match = _REVOCATION_NAME.match(name)
+    if match is None:
+        return False
+    until = datetime.strptime(match["until"], _NAME_TIME).replace(tzinfo=UTC)
+    longest = timedelta(seconds=max(target.max_session_seconds, MIN_SESSION_SECONDS))
+    if until > now + longest + REVOCATION_MARGIN:
+        return False
+    if match["before"] is None:
+        return True
+    moment = datetime.strptime(match["before"], _NAME_TIME).replace(tzinfo=UTC)
+    return moment <= now + timedelta(seconds=2)
+
+
 def revocation_request_id(name: str) -> str | None:
     parsed = parse_revocation_policy_name(name)
     return parsed[0] if parsed else None

@@ -5,7 +5,6 @@ full of the portal's own live denies (issue 12). A part of the AccessEngine."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -41,26 +40,18 @@ class RoleSpace:
     def _iam(self) -> IAMClient:
         raise NotImplementedError
 
-    def _make_room(
-        self,
-        target: AwsTarget,
-        grant: Grant,
-        now: datetime,
-        revoked_by_us: Callable[[str], bool] | None,
-    ) -> datetime | None:
+    def _make_room(self, target: AwsTarget, grant: Grant, now: datetime) -> datetime | None:
         """The role's inline policies are full: prune the expired denies and the counterfeit
-        ones (a `breakglass-revoked-*` name not holding the deny it names, or naming a request
-        the portal never revoked: `revoked_by_us`), and only if the space is genuinely full of
-        our own live denies, replace them all with one deny of every session issued up to now
-        → that moment (None when pruning made room).
+        ones (a `breakglass-revoked-*` name not holding the deny it names, or one no revocation
+        could have written: policies.revocation_deny_plausible), and only if the space is
+        genuinely full of our own live denies, replace them all with one deny of every session
+        issued up to now → that moment (None when pruning made room).
 
         No revoked session may regain access on the way, so the wide deny first overwrites one
         existing deny in place (PutRolePolicy of an existing name is atomic), and only then are
         the others deleted. It cuts the other live grants' sessions too: the caller re-issues
         them (sessions issued after the returned moment are untouched)."""
-        if self.revocations_prune(target, now=now) or self._counterfeits_prune(
-            target, revoked_by_us
-        ):
+        if self.revocations_prune(target, now=now) or self._counterfeits_prune(target, now):
             return None
         foreign = [
             name
@@ -114,12 +105,10 @@ class RoleSpace:
                 "iam:GetRolePolicy", "the role holds another document than the deny written"
             )
 
-    def _counterfeits_prune(
-        self, target: AwsTarget, revoked_by_us: Callable[[str], bool] | None
-    ) -> int:
+    def _counterfeits_prune(self, target: AwsTarget, now: datetime) -> int:
         """Delete `breakglass-revoked-*` policies that do not hold the deny their name says, or
-        that deny a request the portal never revoked (planted to take the space and force the
-        fallback, which cuts every live grant); returns how many."""
+        whose name no revocation could have written by now (planted to take the space and force
+        the fallback, which cuts every live grant); returns how many."""
         pruned = 0
         for name in self._revocation_policy_names(target):
             try:
@@ -129,10 +118,9 @@ class RoleSpace:
                 if error.code == "NoSuchEntity":
                     continue
                 raise
-            request_id = policies.revocation_request_id(name)  # None: the older-sessions deny
-            genuine = policies.is_revocation_deny(name, live["PolicyDocument"]) and (
-                request_id is None or revoked_by_us is None or revoked_by_us(request_id)
-            )
+            genuine = policies.is_revocation_deny(
+                name, live["PolicyDocument"]
+            ) and policies.revocation_deny_plausible(name, target, now)
             if not genuine:
                 logger.warning("deleting counterfeit revocation policy %s", name)
                 self._delete_role_policy(target, name)

@@ -7,8 +7,6 @@ restarted worker or the sweeper running the same step does no harm (DESIGN.md §
 import itertools
 import re
 import time
-import uuid
-from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -35,9 +33,8 @@ from approvals.services.scopes import scope_freeze, session_scope_of
 from approvals.services.signing import approvals_forgery
 from approvals.timeline import timeline_append
 from awsaccess import runtime
-from awsaccess.engine import GrantExpiredError, PrincipalExpectation, principal_kind_and_name
+from awsaccess.engine import GrantExpiredError, PrincipalExpectation
 from awsaccess.errors import AwsError, PermanentAwsError, TransientAwsError
-from awsaccess.offline_kit import OFFLINE_SOURCE_PREFIX
 from awsaccess.types import Grant, IssuedCredentials, PrincipalKeys
 
 _SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
@@ -275,45 +272,29 @@ def _principal_expectation(access_request: AccessRequest) -> PrincipalExpectatio
             access_request.profile.principal_arn
         ).access_key_id
     except runtime.MissingAwsKeys:
-        key_id = None  # the principal keeps no key (see _keys_unknown_alarm)
+        key_id = None  # keys left alone; _keys_unverified_check says if there is more than one
     return PrincipalExpectation(
         live_grants=[_aws_grant(other) for other in live], access_key_id=key_id
     )
 
 
-def _revoked_by_us(role_arn: str) -> Callable[[str], bool]:
-    """Whether a deny on the role is one the portal wrote: its source identity is a request on
-    this role that the portal is revoking or revoked. Asked only when the role's inline space is
-    full, so a hostile session cannot force the fallback with denies of requests that never
-    existed."""
-
-    def revoked(source_identity: str) -> bool:
-        candidates = AccessRequest.objects.filter(
-            profile__role_arn=role_arn, status__in=(Status.REVOKING, Status.REVOKED)
-        )
-        if source_identity.startswith(OFFLINE_SOURCE_PREFIX):
-            return candidates.filter(offline_opening__source_identity=source_identity).exists()
-        try:
-            return candidates.filter(pk=uuid.UUID(source_identity)).exists()
-        except ValueError:
-            return False
-
-    return revoked
-
-
-def _keys_unknown_alarm(access_request: AccessRequest) -> None:
-    """Revocation deleted every key of the principal: with its keys file unreadable, the portal
-    could not tell its own key from a planted one. Activations need a new key."""
+def _keys_unverified_check(access_request: AccessRequest, keys: set[str]) -> None:
+    """Revocation could not tell the portal's key from others (no readable keys file in this
+    process): deleting them could kill the portal's own, keeping them could keep a planted one.
+    One key is the usual state; more is an alarm at once (the guard names them too), and the
+    next revocation with the file readable deletes every key but the portal's."""
+    if len(keys) <= 1:
+        return
     principal = access_request.profile.principal_arn
     alarm_open(
-        kind="principal_keys_deleted",
+        kind="principal_keys_unverified",
         title=(
-            f"Revoking {access_request.pk} deleted every access key of {principal}: the "
-            "principals' keys file is unreadable, so no key could be vouched for. Repair the "
-            "file with a new key before the next activation"
+            f"{principal} holds {len(keys)} access keys and revoking {access_request.pk} could "
+            "not tell which is the portal's (its keys file is unreadable here): a key beside "
+            "the portal's is a way back in; delete it and repair the file"
         ),
-        dedup_key=f"principal_keys_deleted:{principal}:{access_request.pk}"[:200],
-        detail={"principal": principal, "revoked_request": str(access_request.pk)},
+        dedup_key=f"principal_keys_unverified:{principal}:{','.join(sorted(keys))}"[:200],
+        detail={"principal": principal, "keys": sorted(keys), "request": str(access_request.pk)},
         profile=access_request.profile,
         access_request=access_request,
     )
@@ -331,11 +312,10 @@ def _aws_revoke(access_request: AccessRequest) -> None:
             access_request.profile.aws_target(),
             _aws_grant(access_request),
             principal=expectation,
-            revoked_by_us=_revoked_by_us(access_request.profile.role_arn),
         )
-    principal_kind, _ = principal_kind_and_name(access_request.profile.principal_arn)
-    if expectation.access_key_id is None and principal_kind == "user":
-        _keys_unknown_alarm(access_request)
+    if expectation.access_key_id is None:
+        target = access_request.profile.aws_target()
+        _keys_unverified_check(access_request, engine.principal_key_ids(target))
     if cut is not None:  # the role was full: every older session died, the live grants' too
         fallback.grants_reissue_after_cut(
             revoked=access_request, cut_before=cut, grant_of=_aws_grant

@@ -102,7 +102,11 @@ def _broker_routine(record: dict[str, Any], action: str, actor: str) -> bool:
     if actor != broker or not name.startswith(prefix):
         return False
     if action == "iam:PutRolePolicy":  # a deny's name proves nothing: its content must be one
-        return policies.is_revocation_deny(name, _policy_document(parameters))
+        document = _policy_document(parameters)
+        # The fallback first writes its older-sessions deny over one request's deny, in place.
+        return policies.is_revocation_deny(name, document) or policies.is_older_sessions_deny(
+            document
+        )
     return True
 
 

@@ -267,37 +267,45 @@ def test_counterfeit_denies_filling_the_role_are_pruned_not_a_reason_for_the_fal
     assert not any("filler" in n or n.startswith("breakglass-revoked-before-") for n in names)
 
 
-def test_denies_of_requests_the_portal_never_revoked_are_pruned_not_a_reason_for_the_fallback(
-    aws_sandbox, engine, profile
+@pytest.mark.parametrize("implausible", ["until", "before"])
+def test_exact_denies_no_revocation_could_have_written_do_not_force_the_fallback(
+    aws_sandbox, engine, profile, implausible
 ):
     keep = make_grant()
     engine.grant_attach(profile.target, keep)
     kept = s3_with(engine.credentials_issue(profile.target, keep, profile.principal_keys))
     iam = aws_sandbox.client("iam")
-    role_fill(iam, profile.target.role_name, genuine=True)  # exact denies, of made-up requests
+    role_fill(iam, profile.target.role_name, genuine=True, implausible=implausible)
     grant = make_grant()
     engine.grant_attach(profile.target, grant)
 
-    assert (
-        engine.grant_revoke(profile.target, grant, revoked_by_us=lambda request_id: False) is None
-    )
+    assert engine.grant_revoke(profile.target, grant) is None
 
     kept.list_buckets()  # the other live grant is untouched
     names = iam.list_role_policies(RoleName=profile.target.role_name)["PolicyNames"]
-    assert not any("filler" in n or n.startswith("breakglass-revoked-before-") for n in names)
+    assert not any("2099" in n for n in names)
 
 
-def role_fill(iam, role_name: str, *, genuine: bool) -> None:
+def role_fill(iam, role_name: str, *, genuine: bool, implausible: str = "") -> None:
     """Fill the role's 10,240 inline characters with live revocation denies: each holding the
-    exact deny its name says (genuine), or a deny of someone else (counterfeit)."""
+    exact deny its name says (genuine), or a deny of someone else (counterfeit). Their names
+    are ones a revocation could have written now, unless `implausible`: "until" (a not-after
+    decades away) or "before" (older-sessions denies of a moment in the future)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    until = now + timedelta(minutes=30)
+    if implausible:
+        until = datetime(2099, 12, 31, tzinfo=UTC)
     for index in range(200):
         request_id = f"filler{index:03d}-{uuid.uuid4().hex[:24]}"
+        name = policies.revocation_policy_name(request_id, until)
         document = policies.revocation_policy(request_id if genuine else "x" * 36)
+        if implausible == "before":
+            moment = until - timedelta(seconds=index)
+            name = policies.revoke_older_sessions_policy_name(moment, until)
+            document = policies.revoke_older_sessions_policy(moment)
         try:
             iam.put_role_policy(
-                RoleName=role_name,
-                PolicyName=f"breakglass-revoked-{request_id}-until-20990101T000000Z",
-                PolicyDocument=json.dumps(document),
+                RoleName=role_name, PolicyName=name, PolicyDocument=json.dumps(document)
             )
         except ClientError as error:
             assert error.response["Error"]["Code"] == "LimitExceeded"

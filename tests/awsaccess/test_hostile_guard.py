@@ -6,11 +6,12 @@ credentials."""
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
 
-from approvals.models import AccessRequest, IssuedCredential, SecurityAlarm, Status
+from approvals.models import IssuedCredential, SecurityAlarm, Status
 from approvals.services.grants import request_revocation_drive
 from approvals.services.requests import credentials_reveal
 from approvals.services.watch import watch_poll
@@ -111,22 +112,19 @@ def test_a_persistence_move_the_profile_allows_is_alarmed_in_seconds(hostile):
     assert alarm.detail["region"] == "us-east-1"  # forwarded to the profile's region
 
 
-def _fill_role(hostile: HostileSession, *, ours: bool = True) -> None:
-    """The role's inline space full of live denies (exact documents): of requests the portal
-    revoked (ours), or of requests that never existed (planted to force the fallback)."""
+def _fill_role(hostile: HostileSession, *, plausible: bool = True) -> None:
+    """The role's inline space full of exact revocation denies whose names a revocation could
+    have written by now (plausible), or whose not-after is decades away (planted)."""
     iam = hostile.provisioner("iam")
-    for index in range(200):
+    until = datetime.now(UTC) + timedelta(minutes=30)
+    if not plausible:
+        until = datetime(2099, 1, 1, tzinfo=UTC)
+    for _ in range(200):
         request_id = str(uuid.uuid4())
-        if ours:  # a request revoked long ago whose sessions may still be live
-            filler = hostile.cast.open_request(
-                profile_slug=hostile.aws.profile.slug, ticket=f"OLD-{index}"
-            )
-            AccessRequest.objects.filter(pk=filler.pk).update(status=Status.REVOKED)
-            request_id = str(filler.pk)
         try:
             iam.put_role_policy(
                 RoleName=hostile.role_name,
-                PolicyName=f"breakglass-revoked-{request_id}-until-20990101T000000Z",
+                PolicyName=policies.revocation_policy_name(request_id, until),
                 PolicyDocument=json.dumps(policies.revocation_policy(request_id)),
             )
         except ClientError as error:
@@ -161,14 +159,21 @@ def test_the_fallback_reissues_the_other_live_grants(hostile):
     assert alarm.detail["reissued"] == [str(other.pk)] and alarm.detail["ended"] == []
     assert "1 grant(s) re-issued, 0 ended" in alarm.title
     assert other.events.filter(code="approvals.credentials.reissued").exists()
+    # The fallback's own writes are the broker's routine: no tampering alarm blames it.
+    hostile.aws.sandbox.trail_idle()
+    for _ in range(3):
+        watch_poll(wait_seconds=1)
+    blamed = SecurityAlarm.objects.filter(kind="watch_tampering", title__contains="broker")
+    assert not blamed.exists(), [a.title for a in blamed]
+    assert SecurityAlarm.objects.filter(kind="watch_tampering").exists()  # the fill was seen
 
 
-def test_denies_of_requests_never_revoked_cannot_force_the_fallback(hostile):
-    """From the attacker's side: exact-looking denies of made-up requests fill the role, so that
+def test_denies_no_revocation_could_have_written_cannot_force_the_fallback(hostile):
+    """From the attacker's side: exact denies that outlive any session fill the role, so that
     the next revocation would cut every live grant; they are pruned instead."""
     other = active_request(hostile.cast, hostile.aws.profile, ticket="INC-5")
     other_s3 = hostile.aws.s3_with(_reveal(hostile, other))
-    _fill_role(hostile, ours=False)
+    _fill_role(hostile, plausible=False)
 
     hostile.revoke()
 
