@@ -213,52 +213,12 @@ def parse_revocation_policy_name(name: str) -> tuple[str | None, datetime] | Non
     return match["request_id"], until
 
 
-def is_older_sessions_deny(document: object) -> bool:
-    """The document is the revoke-older-sessions deny (of whatever moment)."""
-    normalized = normalize(document)
-    statements = normalized.get("Statement") if isinstance(normalized, dict) else None
-    if isinstance(statements, dict):
-        statements = [statements]
-    if not isinstance(statements, list) or len(statements) != 1:
-        return False
-    moment = statements[0].get("Condition", {}).get("DateLessThan", {}).get("aws:TokenIssueTime")
-    if not isinstance(moment, str):
-        return False
-    try:
-        issued_before = datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return False
-    return same_document(document, revoke_older_sessions_policy(issued_before))
-
-
-def is_revocation_deny(name: str, document: object) -> bool:
-    """The policy `name` holds exactly the deny its name says: the request's, or the
-    revoke-older-sessions one. A deny's name alone proves nothing (anyone may choose it)."""
-    parsed = parse_revocation_policy_name(name)
-    if parsed is None:
-        return False
-    if parsed[0] is None:
-        return is_older_sessions_deny(document)
-    return same_document(document, revocation_policy(parsed[0]))
-
-
-def revocation_deny_plausible(name: str, target: AwsTarget, now: datetime) -> bool:
-    """Whether a revocation could have written this name by now: its not-after at most a
-    longest session (plus margin) away, and an older-sessions deny's moment not in the future.
-    A deny beyond that (planted `-until-20991231…`, or `before-<future>` cutting every session)
-    is pruned when the role's space is full, never a reason to cut every live grant. Decided
-    from AWS and the clock alone: the database must not be able to excuse a deny away."""
+def older_sessions_moment(name: str) -> datetime | None:
+    """An older-sessions deny's moment (sessions issued before it are cut), else None."""
     match = _REVOCATION_NAME.match(name)
-    if match is None:
-        return False
-    until = datetime.strptime(match["until"], _NAME_TIME).replace(tzinfo=UTC)
-    longest = timedelta(seconds=max(target.max_session_seconds, MIN_SESSION_SECONDS))
-    if until > now + longest + REVOCATION_MARGIN:
-        return False
-    if match["before"] is None:
-        return True
-    moment = datetime.strptime(match["before"], _NAME_TIME).replace(tzinfo=UTC)
-    return moment <= now + timedelta(seconds=2)
+    if match is None or match["before"] is None:
+        return None
+    return datetime.strptime(match["before"], _NAME_TIME).replace(tzinfo=UTC)
 
 
 def revocation_request_id(name: str) -> str | None:

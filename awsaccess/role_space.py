@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from awsaccess import policies
+from awsaccess import policies, revocation_denies
 from awsaccess.errors import (
     PermanentAwsError,
     TransientAwsError,
@@ -43,7 +43,7 @@ class RoleSpace:
     def _make_room(self, target: AwsTarget, grant: Grant, now: datetime) -> datetime | None:
         """The role's inline policies are full: prune the expired denies and the counterfeit
         ones (a `breakglass-revoked-*` name not holding the deny it names, or one no revocation
-        could have written: policies.revocation_deny_plausible), and only if the space is
+        could have written: revocation_denies.revocation_deny_plausible), and only if the space is
         genuinely full of our own live denies, replace them all with one deny of every session
         issued up to now → that moment (None when pruning made room).
 
@@ -118,9 +118,9 @@ class RoleSpace:
                 if error.code == "NoSuchEntity":
                     continue
                 raise
-            genuine = policies.is_revocation_deny(
+            genuine = revocation_denies.is_revocation_deny(
                 name, live["PolicyDocument"]
-            ) and policies.revocation_deny_plausible(name, target, now)
+            ) and revocation_denies.revocation_deny_plausible(name, target, now)
             if not genuine:
                 logger.warning("deleting counterfeit revocation policy %s", name)
                 self._delete_role_policy(target, name)

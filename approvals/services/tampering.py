@@ -21,7 +21,7 @@ from approvals.scrubbing import scrub_text
 from approvals.services.activity import session_call_record
 from approvals.services.alarms import alarm_open
 from approvals.watch_events import SessionCall, session_call_from, session_issuer_arn
-from awsaccess import policies, runtime, watch_routes
+from awsaccess import policies, revocation_denies, runtime, watch_routes
 from awsaccess.errors import AwsError
 
 # The broker's routine writes: (action, the request parameter naming what, its name prefix).
@@ -104,9 +104,9 @@ def _broker_routine(record: dict[str, Any], action: str, actor: str) -> bool:
     if action == "iam:PutRolePolicy":  # a deny's name proves nothing: its content must be one
         document = _policy_document(parameters)
         # The fallback first writes its older-sessions deny over one request's deny, in place.
-        return policies.is_revocation_deny(name, document) or policies.is_older_sessions_deny(
-            document
-        )
+        return revocation_denies.is_revocation_deny(
+            name, document
+        ) or revocation_denies.is_older_sessions_deny(document)
     return True
 
 
